@@ -1,0 +1,50 @@
+# kiln — build, image and test targets. Every target installs what it needs (apt, Go tools).
+SHELL := /bin/bash
+GO ?= go
+OUT ?= out
+BIN := $(OUT)/bin
+KILN := $(BIN)/kiln
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/kiln-dev/kiln/cmd/kiln/cli.Version=$(VERSION)
+export SOURCE_DATE_EPOCH ?= 1700000000
+MIRRORS := --mirror localhost/kiln=oci-layout:$(OUT)/oci
+
+# Debian packages kiln's build and tests use.
+BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap
+TEST_DEPS := qemu-system-x86 qemu-utils ovmf
+
+.PHONY: all kiln deps test-deps base image test unit vmtest bench clean
+all: kiln
+
+kiln:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kiln ./cmd/kiln
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/kiln-init ./initrd/cmd/init
+
+deps:
+	@bash hack/apt-install.sh $(BUILD_DEPS)
+
+test-deps: deps
+	@bash hack/apt-install.sh $(TEST_DEPS)
+
+# The default base OS (Debian bookworm) as an OCI image in the local layout $(OUT)/oci.
+base: $(OUT)/oci/.base-stamp
+$(OUT)/oci/.base-stamp: images/base/mkbase.sh images/base/packages.txt | deps kiln
+	bash images/base/mkbase.sh $(OUT)/base.tar
+	$(KILN) images import $(OUT)/base.tar --name localhost/kiln/base:bookworm --created $(SOURCE_DATE_EPOCH) -o $(OUT)/oci
+	rm -f $(OUT)/base.tar
+	touch $@
+
+# The default image.
+image: base kiln
+	$(KILN) build recipes/minimal.yaml $(MIRRORS) -o $(OUT)/minimal.raw
+
+# Unit tests and the QEMU scenarios.
+test: test-deps base kiln
+	$(GO) test -count=1 -timeout 50m ./... -kiln-bin=$(abspath $(BIN)) -oci=$(abspath $(OUT)/oci)
+
+bench: base kiln
+	bash hack/bench.sh
+
+clean:
+	rm -rf $(OUT)

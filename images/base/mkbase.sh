@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds kiln's default base OS: Debian bookworm with a kernel, systemd, systemd-boot's EFI binary
+# and what a Kubernetes node needs from Debian, as a root filesystem tarball.
+#   usage: mkbase.sh OUT.tar
+# The tarball is then imported into an OCI layout with `kiln images import` (see the Makefile).
+set -euo pipefail
+out=${1:?usage: mkbase.sh OUT.tar}
+here=$(cd "$(dirname "$0")" && pwd)
+suite=$(sed -n 's/^suite=//p' "$here/packages.txt")
+packages=$(grep -v '^#' "$here/packages.txt" | grep -v '=' | tr '\n' ',' | sed 's/,*$//')
+# Reproducible: mmdebstrap honours SOURCE_DATE_EPOCH; default to a fixed date so two runs against
+# the same apt snapshot give the same tree.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+mode=root
+[ "$(id -u)" = 0 ] || mode=unshare
+tmp="$out.tmp"
+trap 'rm -f "$tmp"' EXIT
+mmdebstrap --quiet --mode="$mode" --variant=minbase --format=tar \
+  --include="$packages" \
+  --customize-hook='rm -f "$1"/boot/initrd.img-* "$1"/var/lib/dbus/machine-id' \
+  --customize-hook=': > "$1/etc/machine-id"; echo kiln > "$1/etc/hostname"' \
+  --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log "$1"/usr/share/doc/* "$1"/usr/share/man/*' \
+  --customize-hook='chroot "$1" systemctl enable systemd-networkd.service >/dev/null 2>&1' \
+  "$suite" "$tmp"
+mv "$tmp" "$out"
+trap - EXIT

@@ -1,0 +1,132 @@
+// Command init is kiln's /init: PID 1 of the initramfs. It mounts the kernel filesystems, loads
+// the boot modules, finds the disk's partitions by GPT type and label, mounts the root slot
+// read-only, prepares the persistent var partition (created and grown to fill the disk on first
+// boot), overlays /etc with an upper layer on /var, and hands over to systemd.
+//
+// Kernel command-line parameters it reads:
+//
+//	kiln.root=LABEL      root slot partition label (root-a or root-b); default root-a
+//	kiln.init=PATH       program to start on the root; default /sbin/init
+//	kiln.onfail=ACTION   poweroff (default) or reboot, 30 s after a failure
+//	kiln.debug           print every step
+//
+// Every line it prints starts with "kiln-init:"; failures print one "kiln-init: error: …" line
+// naming what is missing.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Types from the Discoverable Partitions Specification.
+const (
+	typeRootX64 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+	typeVar     = "4D21B016-B534-45C2-A9FB-5C16E091FD2D"
+	labelVar    = "var"
+)
+
+type config struct {
+	root   string
+	init   string
+	onfail string
+	debug  bool
+}
+
+func main() {
+	start := time.Now()
+	if err := mountKernelFS(); err != nil {
+		fail(config{}, err)
+	}
+	cfg := readCmdline()
+	say("started (kiln.root=%s)", cfg.root)
+	if err := run(cfg); err != nil {
+		fail(cfg, err)
+	}
+	say("switching to %s after %.1fs", cfg.init, time.Since(start).Seconds())
+	args := append([]string{cfg.init}, os.Args[1:]...)
+	err := unix.Exec(cfg.init, args, os.Environ())
+	fail(cfg, fmt.Errorf("starting %s: %w", cfg.init, err))
+}
+
+func run(cfg config) error {
+	loadModules(cfg)
+	parts, err := waitForPartitions(cfg)
+	if err != nil {
+		return err
+	}
+	root, err := parts.find(typeRootX64, cfg.root, "root x86-64")
+	if err != nil {
+		return err
+	}
+	vr, err := parts.find(typeVar, labelVar, "var")
+	if err != nil {
+		return err
+	}
+	first := !hasFilesystem(vr.dev)
+	if first {
+		say("first boot: var partition %s is empty", vr.dev)
+		if err := growLast(vr); err != nil {
+			say("warning: could not grow %s: %v", vr.dev, err)
+		}
+	}
+	if err := mountRoot(root.dev); err != nil {
+		return err
+	}
+	if err := switchRoot(); err != nil {
+		return err
+	}
+	say("root %s (%s) mounted read-only", root.dev, cfg.root)
+	if err := setupVar(vr.dev, first); err != nil {
+		return err
+	}
+	return setupWritable(first)
+}
+
+func readCmdline() config {
+	cfg := config{root: "root-a", init: "/sbin/init", onfail: "poweroff"}
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, f := range strings.Fields(string(b)) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "kiln.root":
+			cfg.root = v
+		case "kiln.init":
+			cfg.init = v
+		case "kiln.onfail":
+			cfg.onfail = v
+		case "kiln.debug":
+			cfg.debug = true
+		}
+	}
+	return cfg
+}
+
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stdout, "kiln-init: "+format+"\n", args...)
+}
+
+func debug(cfg config, format string, args ...any) {
+	if cfg.debug {
+		say(format, args...)
+	}
+}
+
+// fail prints one error line, waits, then powers off or reboots: never a silent hang, and
+// never a kernel panic from PID 1 exiting.
+func fail(cfg config, err error) {
+	say("error: %v", err)
+	action, cmd := "powering off", unix.LINUX_REBOOT_CMD_POWER_OFF
+	if cfg.onfail == "reboot" {
+		action, cmd = "rebooting", unix.LINUX_REBOOT_CMD_RESTART
+	}
+	say("%s in 30 seconds", action)
+	time.Sleep(30 * time.Second)
+	unix.Sync()
+	unix.Reboot(cmd)
+	select {}
+}

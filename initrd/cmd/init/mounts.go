@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+
+	"github.com/u-root/u-root/pkg/mount"
+	"golang.org/x/sys/unix"
+)
+
+const newRoot = "/newroot"
+
+func mountKernelFS() error {
+	for _, m := range []struct{ src, dst, fs, data string }{
+		{"proc", "/proc", "proc", ""},
+		{"sysfs", "/sys", "sysfs", ""},
+		{"devtmpfs", "/dev", "devtmpfs", "mode=0755"},
+		{"tmpfs", "/run", "tmpfs", "mode=0755"},
+	} {
+		if _, err := mount.Mount(m.src, m.dst, m.fs, m.data, unix.MS_NOSUID, mkdir(m.dst)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mkdir(p string) func() error { return func() error { return os.MkdirAll(p, 0o755) } }
+
+func mountRoot(dev string) error {
+	if _, err := mount.Mount(dev, newRoot, "squashfs", "", unix.MS_RDONLY, mkdir(newRoot)); err != nil {
+		return fmt.Errorf("mounting root: %w", err)
+	}
+	return nil
+}
+
+// switchRoot moves the kernel filesystems under the new root and makes it "/". The rest of the
+// setup runs on the real root, with its own tools (mkfs.ext4, cp).
+func switchRoot() error {
+	for _, d := range []string{"/dev", "/proc", "/sys", "/run"} {
+		if err := unix.Mount(d, newRoot+d, "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("moving %s to the new root: %w", d, err)
+		}
+	}
+	if err := unix.Chdir(newRoot); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("switching root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("switching root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// setupVar mounts the var partition on /var. On first boot it makes the filesystem and copies
+// in the image's /var, so packages' state directories exist.
+func setupVar(dev string, first bool) error {
+	if first {
+		if err := command("/sbin/mkfs.ext4", "-q", "-F", "-L", "var", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", dev); err != nil {
+			return fmt.Errorf("formatting var (%s): %w", dev, err)
+		}
+		staging := "/run/kiln/var"
+		if _, err := mount.Mount(dev, staging, "ext4", "", 0, mkdir(staging)); err != nil {
+			return fmt.Errorf("mounting var: %w", err)
+		}
+		if err := command("/bin/cp", "-a", "/var/.", staging+"/"); err != nil {
+			return fmt.Errorf("seeding var: %w", err)
+		}
+		if err := unix.Mount(staging, "/var", "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("mounting var: %w", err)
+		}
+		say("var created on %s", dev)
+		return nil
+	}
+	if _, err := mount.Mount(dev, "/var", "ext4", "", unix.MS_NODEV|unix.MS_NOSUID); err != nil {
+		return fmt.Errorf("mounting var: %w", err)
+	}
+	say("var mounted from %s", dev)
+	return nil
+}
+
+// setupWritable overlays /etc (upper layer on /var) and mounts a tmpfs on /tmp.
+func setupWritable(first bool) error {
+	upper, work := "/var/lib/kiln/etc/upper", "/var/lib/kiln/etc/work"
+	for _, d := range []string{upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("preparing /etc overlay: %w", err)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=/etc,upperdir=%s,workdir=%s", upper, work)
+	if _, err := mount.Mount("overlay", "/etc", "overlay", opts, 0); err != nil {
+		return fmt.Errorf("overlaying /etc: %w", err)
+	}
+	if _, err := mount.Mount("tmpfs", "/tmp", "tmpfs", "mode=1777", unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+		return fmt.Errorf("mounting /tmp: %w", err)
+	}
+	if first {
+		if err := os.WriteFile("/run/kiln/first-boot", nil, 0o644); err != nil {
+			return err
+		}
+	}
+	say("/etc is an overlay on /var; /var persistent")
+	return nil
+}
+
+func command(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", name, err, out)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+// Package plan turns a validated recipe and its pinned inputs into a Plan: every input with its
+// digest, every file to write, the partition table and the kernel command line. It is pure: no
+// I/O, and it imports no later stage. `kiln plan` prints a Plan; `kiln build` executes it.
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/kiln-dev/kiln/internal/recipe"
+)
+
+// Partition type GUIDs from the Discoverable Partitions Specification.
+const (
+	TypeESP     = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+	TypeRootX64 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+	TypeVar     = "4D21B016-B534-45C2-A9FB-5C16E091FD2D"
+)
+
+// Partition labels; the Go init finds partitions by type and label.
+const (
+	LabelESP   = "ESP"
+	LabelRootA = "root-a"
+	LabelRootB = "root-b"
+	LabelVar   = "var"
+)
+
+// SectorSize is the logical sector size of the images kiln writes.
+const SectorSize = 512
+
+const align = recipe.MiB
+
+// DefaultCmdline is what kiln always puts on the kernel command line before the recipe's own
+// parameters: both consoles (serial last, so it is /dev/console), the root slot, and systemd
+// settings a read-only image needs.
+var DefaultCmdline = []string{"console=tty0", "console=ttyS0,115200", "ro", "panic=10", "systemd.gpt_auto=0", "systemd.show_status=true"}
+
+// Input is one pinned OCI image.
+type Input struct {
+	Role   string // base, layers[0], …
+	Ref    string // as written
+	Digest string // manifest digest
+	From   string // where it is read from
+}
+
+// Overlay is a directory laid over the root, with the digest of its whole tree.
+type Overlay struct {
+	Dir    string
+	SHA256 string
+}
+
+// File is one file written into the root after the overlays.
+type File struct {
+	Path   string
+	Mode   uint32
+	UID    int
+	GID    int
+	Source string // a host path, or "" for inline content
+	Inline []byte
+	SHA256 string
+}
+
+// Partition is one GPT entry. Start and Size are in bytes.
+type Partition struct {
+	Number  int
+	Label   string
+	Type    string
+	GUID    string
+	Start   int64
+	Size    int64
+	Content string // what goes in it, for people
+}
+
+// Output is one artefact to write.
+type Output struct {
+	Format string
+	Path   string
+}
+
+// Plan is everything a build does, as data.
+type Plan struct {
+	Name            string
+	Recipe          string
+	RecipeSHA256    string
+	ID              string // digest of every input; seeds the GUIDs
+	SourceDateEpoch int64
+	Inputs          []Input
+	Overlays        []Overlay
+	Files           []File
+	InitSHA256      string
+	Cmdline         string
+	RootSlot        string
+	DiskSize        int64
+	DiskGUID        string
+	Partitions      []Partition
+	Outputs         []Output
+}
+
+// Pinned is what a build learnt about the inputs before planning: their digests.
+type Pinned struct {
+	Images     []Input // base first, then layers in recipe order
+	Overlays   []Overlay
+	Files      []File
+	InitSHA256 string
+	// SourceDateEpoch is the timestamp written into the image; the caller takes it from
+	// $SOURCE_DATE_EPOCH or derives it from the inputs.
+	SourceDateEpoch int64
+}
+
+// Make builds the plan for r with its pinned inputs, writing to output.
+func Make(r *recipe.Loaded, p Pinned, output string) Plan {
+	pl := Plan{
+		Name:            r.Recipe.Metadata.Name,
+		Recipe:          r.File,
+		RecipeSHA256:    r.SHA256,
+		SourceDateEpoch: p.SourceDateEpoch,
+		Inputs:          p.Images,
+		Overlays:        p.Overlays,
+		Files:           p.Files,
+		InitSHA256:      p.InitSHA256,
+		RootSlot:        LabelRootA,
+	}
+	pl.ID = pl.inputDigest()
+	pl.Cmdline = strings.Join(append(append([]string{}, DefaultCmdline...), append([]string{"kiln.root=" + pl.RootSlot}, r.Recipe.Kernel.Cmdline...)...), " ")
+	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
+	pl.DiskGUID = derivedGUID(pl.ID, "disk")
+	pl.Outputs = outputs(r.Recipe.Outputs, output)
+	return pl
+}
+
+func (pl Plan) inputDigest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "recipe %s\ninit %s\nepoch %d\n", pl.RecipeSHA256, pl.InitSHA256, pl.SourceDateEpoch)
+	for _, in := range pl.Inputs {
+		fmt.Fprintf(h, "image %s %s\n", in.Role, in.Digest)
+	}
+	for _, o := range pl.Overlays {
+		fmt.Fprintf(h, "overlay %s\n", o.SHA256)
+	}
+	for _, f := range pl.Files {
+		fmt.Fprintf(h, "file %s %s\n", f.Path, f.SHA256)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// layout places the partitions, 1 MiB aligned: ESP, root-a, root-b, var (the rest).
+func layout(d recipe.Disk, id string) (int64, []Partition) {
+	total, esp, root, vr := d.Sizes()
+	parts := []Partition{
+		{Label: LabelESP, Type: TypeESP, Size: esp, Content: "FAT32: systemd-boot, loader entries, kernel, initrd"},
+		{Label: LabelRootA, Type: TypeRootX64, Size: root, Content: "squashfs root (read-only)"},
+		{Label: LabelRootB, Type: TypeRootX64, Size: root, Content: "empty: the next root for A/B updates"},
+		{Label: LabelVar, Type: TypeVar, Content: "empty: formatted ext4 and grown to the disk at first boot"},
+	}
+	start := align
+	for i := range parts {
+		parts[i].Number = i + 1
+		parts[i].Start = start
+		parts[i].GUID = derivedGUID(id, parts[i].Label)
+		if parts[i].Label == LabelVar {
+			parts[i].Size = total - align - start // leave room for the backup GPT
+			if vr > 0 && vr < parts[i].Size {
+				parts[i].Size = vr
+			}
+		}
+		start += parts[i].Size
+	}
+	return total, parts
+}
+
+// derivedGUID makes a stable, random-looking GUID (RFC 4122 version 4 layout) from id and what.
+func derivedGUID(id, what string) string {
+	sum := sha256.Sum256([]byte(id + "/" + what))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
+}
+
+func outputs(outs []recipe.Output, path string) []Output {
+	if len(outs) == 0 {
+		return []Output{{Format: "raw", Path: path}}
+	}
+	var res []Output
+	for _, o := range outs {
+		res = append(res, Output{Format: o.Format, Path: path})
+	}
+	return res
+}
+
+// Partition returns the partition labelled label (the zero Partition if there is none).
+func (pl Plan) Partition(label string) Partition {
+	for _, p := range pl.Partitions {
+		if p.Label == label {
+			return p
+		}
+	}
+	return Partition{}
+}
