@@ -144,4 +144,3 @@ func readSquashfs(f io.ReaderAt, p Partition) (*Squashfs, error) {
 		BytesUsed:   binary.LittleEndian.Uint64(sb[40:48]),
 	}, nil
 }
-

@@ -14,10 +14,10 @@ import (
 func newPlanCmd(g *globals) *cobra.Command {
 	f := &buildFlags{}
 	cmd := &cobra.Command{
-		Use:   "plan RECIPE",
-		Short: "Print what a build would do: inputs pinned to digests, files, partitions, kernel command line",
+		Use:     "plan RECIPE",
+		Short:   "Print what a build would do: inputs pinned to digests, files, partitions, kernel command line",
 		Example: `  kiln plan recipes/minimal.yaml --mirror localhost/kiln=oci-layout:out/oci`,
-		Args:  args(cobra.ExactArgs(1)),
+		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			o, err := f.options(a[0])
 			if err != nil {

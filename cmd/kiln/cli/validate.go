@@ -11,10 +11,10 @@ import (
 
 func newValidateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate RECIPE...",
-		Short: "Check recipes and report every problem as file:line:col: field: message",
+		Use:     "validate RECIPE...",
+		Short:   "Check recipes and report every problem as file:line:col: field: message",
 		Example: `  kiln validate recipes/*.yaml`,
-		Args:  args(cobra.MinimumNArgs(1)),
+		Args:    args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var all recipe.Errors
 			for _, p := range a {

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-dev/kiln/internal/exitcode"
+	"github.com/kiln-dev/kiln/internal/vm"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	c := vm.Config{}
+	var ports []string
+	cmd := &cobra.Command{
+		Use:   "run IMAGE",
+		Short: "Boot an image in QEMU with UEFI firmware, the serial console on this terminal",
+		Long: `Boots IMAGE (raw or qcow2) in QEMU with OVMF. KVM is used when it works, else TCG.
+Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to quit.`,
+		Example: `  kiln run out/minimal.raw
+  kiln run out/control-plane.raw -p 6443:6443 --memory 4096
+  kiln run out/minimal.raw --ignition node1.ign --persist`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c.Image = a[0]
+			for _, p := range ports {
+				f, err := parseForward(p)
+				if err != nil {
+					return err
+				}
+				c.Forwards = append(c.Forwards, f)
+			}
+			c.Monitor = true
+			q, cleanup, err := vm.Command(cmd.Context(), c, os.Stdout, os.Stderr)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			q.Stdin = os.Stdin
+			fmt.Fprintln(g.stderr, "kiln: booting", c.Image, "(Ctrl-A X quits)")
+			if err := q.Run(); err != nil {
+				return fmt.Errorf("qemu: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&c.Persist, "persist", false, "write changes to the image (default: discard them)")
+	cmd.Flags().StringArrayVarP(&ports, "port", "p", nil, "HOST:GUEST TCP port forward on 127.0.0.1; repeatable")
+	cmd.Flags().IntVarP(&c.MemoryMB, "memory", "m", 2048, "memory in MiB")
+	cmd.Flags().IntVar(&c.CPUs, "cpus", 2, "virtual CPUs")
+	cmd.Flags().StringVar(&c.Ignition, "ignition", "", "per-node Ignition config passed by fw_cfg (opt/com.coreos/config)")
+	cmd.Flags().StringVar(&c.Accel, "accel", "auto", "auto, kvm or tcg")
+	return cmd
+}
+
+func parseForward(s string) (vm.Forward, error) {
+	h, gp, ok := strings.Cut(s, ":")
+	host, err1 := strconv.Atoi(h)
+	guest, err2 := strconv.Atoi(gp)
+	if !ok || err1 != nil || err2 != nil || host <= 0 || guest <= 0 || host > 65535 || guest > 65535 {
+		return vm.Forward{}, exitcode.UsageError{Err: fmt.Errorf("-p %q: want HOST:GUEST ports, e.g. 6443:6443", s)}
+	}
+	return vm.Forward{Host: host, Guest: guest}, nil
+}

@@ -1,0 +1,205 @@
+// Package vm starts kiln images in QEMU with UEFI firmware (OVMF): it finds the firmware,
+// decides between KVM and TCG by probing, and builds the QEMU command line. `kiln run` and the
+// qemu-tests harness share it.
+package vm
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Forward is a host TCP port forwarded to a guest port.
+type Forward struct{ Host, Guest int }
+
+// Config describes one VM.
+type Config struct {
+	Image    string
+	Persist  bool // write to the image; otherwise changes are discarded (-snapshot)
+	MemoryMB int
+	CPUs     int
+	Forwards []Forward
+	Ignition string // a per-node config passed by fw_cfg as opt/com.coreos/config
+	Accel    string // auto (default), kvm or tcg
+	Serial   string // chardev for the serial console: "stdio" (default) or e.g. "file:/tmp/x"
+	Monitor  bool   // multiplex the QEMU monitor on stdio (Ctrl-A c), for interactive use
+}
+
+// QEMU is the emulator binary kiln runs.
+const QEMU = "qemu-system-x86_64"
+
+// firmware pairs are searched in order (Debian's ovmf package, then Fedora's edk2-ovmf).
+var firmware = [][2]string{
+	{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+	{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
+	{"/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"},
+}
+
+// Firmware returns the OVMF code and variable-store template.
+func Firmware() (code, vars string, err error) {
+	for _, f := range firmware {
+		if _, err := os.Stat(f[0]); err == nil {
+			if _, err := os.Stat(f[1]); err == nil {
+				return f[0], f[1], nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("no UEFI firmware found (looked for %s): install it with `apt-get install ovmf`", firmware[0][0])
+}
+
+// Check reports what is missing to run VMs, with the package to install.
+func Check() error {
+	if _, err := exec.LookPath(QEMU); err != nil {
+		return fmt.Errorf("%s not found: install it with `apt-get install qemu-system-x86`", QEMU)
+	}
+	_, _, err := Firmware()
+	return err
+}
+
+var kvmOnce struct {
+	sync.Once
+	ok  bool
+	why string
+}
+
+// KVMUsable reports whether KVM can run OVMF here. /dev/kvm may exist and still fail on the
+// firmware's first instructions (nested virtualisation without some CPU features), so it boots
+// the firmware under KVM for a moment and watches for QEMU's "KVM internal error".
+func KVMUsable() (bool, string) {
+	kvmOnce.Do(func() { kvmOnce.ok, kvmOnce.why = probeKVM() })
+	return kvmOnce.ok, kvmOnce.why
+}
+
+func probeKVM() (bool, string) {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false, "/dev/kvm: " + err.Error()
+	}
+	f.Close()
+	code, _, err := Firmware()
+	if err != nil {
+		return false, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, QEMU, "-machine", "q35", "-accel", "kvm", "-m", "128", "-display", "none",
+		"-drive", "if=pflash,format=raw,readonly=on,file="+code, "-serial", "none", "-monitor", "none", "-nodefaults")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if msg := stderr.String(); strings.Contains(msg, "KVM internal error") || strings.Contains(msg, "failed to initialize kvm") {
+		return false, "KVM cannot run the firmware on this machine"
+	}
+	if ctx.Err() == nil && err != nil {
+		return false, "KVM probe: " + strings.TrimSpace(stderr.String())
+	}
+	return true, ""
+}
+
+// Accel resolves c.Accel; notice is a line for people when KVM was wanted and is not usable.
+func (c Config) accel() (accel string, notice string) {
+	switch c.Accel {
+	case "kvm", "tcg":
+		return c.Accel, ""
+	}
+	if ok, why := KVMUsable(); ok {
+		return "kvm", ""
+	} else {
+		return "tcg", "kiln: KVM not usable (" + why + "); using TCG software emulation, which is slower"
+	}
+}
+
+// Command builds the QEMU command for c. The returned cleanup removes the VM's private copy of
+// the firmware variables.
+func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd, func(), error) {
+	if err := Check(); err != nil {
+		return nil, nil, err
+	}
+	if _, err := os.Stat(c.Image); err != nil {
+		return nil, nil, fmt.Errorf("disk image: %w", err)
+	}
+	code, varsTemplate, _ := Firmware()
+	dir, err := os.MkdirTemp("", "kiln-vm-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	vars := filepath.Join(dir, "OVMF_VARS.fd")
+	if err := copyFile(varsTemplate, vars); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("copying firmware variables: %w", err)
+	}
+	accel, notice := c.accel()
+	if notice != "" && stderr != nil {
+		fmt.Fprintln(stderr, notice)
+	}
+	cmd := exec.CommandContext(ctx, QEMU, args(c, accel, code, vars)...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd, cleanup, nil
+}
+
+func args(c Config, accel, code, vars string) []string {
+	mem, cpus := c.MemoryMB, c.CPUs
+	if mem == 0 {
+		mem = 2048
+	}
+	if cpus == 0 {
+		cpus = 2
+	}
+	format := "raw"
+	if strings.HasSuffix(c.Image, ".qcow2") {
+		format = "qcow2"
+	}
+	drive := fmt.Sprintf("file=%s,format=%s,if=virtio,cache=unsafe", c.Image, format)
+	if !c.Persist {
+		drive += ",snapshot=on"
+	}
+	netdev := "user,id=net0,restrict=on"
+	for _, f := range c.Forwards {
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.Host, f.Guest)
+	}
+	serial := c.Serial
+	if serial == "" {
+		serial = "stdio"
+	}
+	a := []string{
+		"-machine", "q35", "-accel", accel, "-cpu", cpuModel(accel), "-smp", fmt.Sprint(cpus), "-m", fmt.Sprint(mem),
+		"-nodefaults", "-display", "none", "-no-user-config",
+		"-drive", "if=pflash,format=raw,readonly=on,file=" + code,
+		"-drive", "if=pflash,format=raw,file=" + vars,
+		"-drive", drive,
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-rng-pci",
+	}
+	if c.Monitor && serial == "stdio" {
+		a = append(a, "-serial", "mon:stdio")
+	} else {
+		a = append(a, "-serial", serial, "-monitor", "none")
+	}
+	if c.Ignition != "" {
+		a = append(a, "-fw_cfg", "name=opt/com.coreos/config,file="+c.Ignition)
+	}
+	return a
+}
+
+func cpuModel(accel string) string {
+	if accel == "kvm" {
+		return "host"
+	}
+	return "max"
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o600)
+}

@@ -1,0 +1,258 @@
+// Package qemutests is kiln's VM test harness and its scenarios. The harness boots an image in
+// QEMU with OVMF (internal/vm), captures the serial console to a file, waits for patterns with
+// timeouts, fails at once on a kernel panic, an oops, a failed unit, emergency mode or a
+// kiln-init error (as Fedora CoreOS's kola does), runs commands on the serial root shell, and
+// records when each boot milestone was reached as JSON next to the console log.
+package qemutests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/vm"
+)
+
+// badPatterns end a boot at once: nothing good follows them.
+var badPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`Kernel panic - not syncing`),
+	regexp.MustCompile(`\bOops: `),
+	regexp.MustCompile(`Failed to start .*`),
+	regexp.MustCompile(`You are in emergency mode`),
+	regexp.MustCompile(`kiln-init: error: .*`),
+}
+
+// Milestone is when a boot reached a point, in seconds since QEMU started.
+type Milestone struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Machine is one running VM.
+type Machine struct {
+	t       testing.TB
+	name    string
+	dir     string
+	start   time.Time
+	cmd     *exec.Cmd
+	cleanup func()
+	stdin   io.WriteCloser
+	exited  chan struct{}
+	exitErr error
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	lines      []string
+	stamps     []time.Time
+	partial    string
+	bad        string
+	eof        bool
+	milestones []Milestone
+	cmdSeq     int
+}
+
+// Boot starts a VM for cfg; name labels its artefacts (console.log, milestones.json) under dir.
+func Boot(t testing.TB, cfg vm.Config, dir, name string) *Machine {
+	t.Helper()
+	dir = filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(dir, "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	cmd, cleanup, err := vm.Command(context.Background(), cfg, pw, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Machine{t: t, name: name, dir: dir, cmd: cmd, cleanup: cleanup, stdin: stdin, exited: make(chan struct{})}
+	m.cond = sync.NewCond(&m.mu)
+	m.start = time.Now()
+	if err := cmd.Start(); err != nil {
+		cleanup()
+		t.Fatalf("starting qemu: %v", err)
+	}
+	go m.read(pr, log)
+	go func() {
+		m.exitErr = cmd.Wait()
+		pw.Close()
+		close(m.exited)
+	}()
+	t.Cleanup(func() { m.Kill(); m.writeMilestones() })
+	return m
+}
+
+func (m *Machine) read(r io.Reader, log *os.File) {
+	defer log.Close()
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			log.Write(buf[:n])
+			m.consume(buf[:n])
+		}
+		if err != nil {
+			break
+		}
+	}
+	m.mu.Lock()
+	m.eof = true
+	m.cond.Broadcast()
+	m.mu.Unlock()
+}
+
+// consume splits console output into lines; the unfinished last line (a shell prompt) is kept
+// in partial, where Wait sees it too.
+func (m *Machine) consume(b []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.partial += string(b)
+	for {
+		i := strings.IndexByte(m.partial, '\n')
+		if i < 0 {
+			break
+		}
+		m.addLine(strings.TrimRight(m.partial[:i], "\r"))
+		m.partial = m.partial[i+1:]
+	}
+	m.cond.Broadcast()
+}
+
+func (m *Machine) addLine(line string) {
+	line = stripANSI(line)
+	m.lines = append(m.lines, line)
+	m.stamps = append(m.stamps, time.Now())
+	for _, re := range badPatterns {
+		if m.bad == "" && re.MatchString(line) {
+			m.bad = strings.TrimSpace(re.FindString(line))
+		}
+	}
+}
+
+// Wait waits until a console line after line index from matches re and returns the index of
+// that line and its submatches. It fails on a bad pattern, on QEMU exiting, or at the timeout.
+func (m *Machine) Wait(from int, re *regexp.Regexp, timeout time.Duration) (int, []string, error) {
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
+	defer timer.Stop()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := from; ; {
+		for ; i < len(m.lines); i++ {
+			if sm := re.FindStringSubmatch(m.lines[i]); sm != nil {
+				return i, sm, nil
+			}
+		}
+		if sm := re.FindStringSubmatch(m.partial); sm != nil {
+			// The prompt line: stamp it now and make it a line of its own.
+			m.addLine(m.partial)
+			m.partial = ""
+			return i, sm, nil
+		}
+		switch {
+		case m.bad != "":
+			return i, nil, fmt.Errorf("%s: console shows %q (see %s)", m.name, m.bad, m.logPath())
+		case m.eof:
+			return i, nil, fmt.Errorf("%s: QEMU exited before %q (see %s)", m.name, re, m.logPath())
+		case time.Now().After(deadline):
+			return i, nil, fmt.Errorf("%s: no %q within %s (see %s)", m.name, re, timeout, m.logPath())
+		}
+		m.cond.Wait()
+	}
+}
+
+// Milestone waits for re and records the time it was printed under name.
+func (m *Machine) Milestone(name string, re *regexp.Regexp, timeout time.Duration) {
+	m.t.Helper()
+	i, _, err := m.Wait(0, re, timeout)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.milestones = append(m.milestones, Milestone{Name: name, Seconds: m.stamps[i].Sub(m.start).Seconds()})
+	m.mu.Unlock()
+}
+
+// Milestones returns what was recorded so far.
+func (m *Machine) Milestones() []Milestone {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Milestone(nil), m.milestones...)
+}
+
+// Run types cmd into the serial root shell and returns its output and exit status.
+func (m *Machine) Run(cmd string, timeout time.Duration) (string, int) {
+	m.t.Helper()
+	m.mu.Lock()
+	m.cmdSeq++
+	seq, from := m.cmdSeq, len(m.lines)
+	m.mu.Unlock()
+	begin, end := fmt.Sprintf("KILN-BEGIN-%d", seq), fmt.Sprintf("KILN-END-%d", seq)
+	line := fmt.Sprintf("echo %s-$((1+0)); %s; echo %s-$?\n", begin, cmd, end)
+	if _, err := io.WriteString(m.stdin, line); err != nil {
+		m.t.Fatalf("%s: typing %q: %v", m.name, cmd, err)
+	}
+	// The echo of the typed line holds the literal "$((1+0))" and "$?"; only the outputs
+	// hold numbers.
+	b, _, err := m.Wait(from, regexp.MustCompile("^"+begin+"-1$"), timeout)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	e, sm, err := m.Wait(b+1, regexp.MustCompile(end+`-(\d+)`), timeout)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.mu.Lock()
+	out := strings.Join(m.lines[b+1:e], "\n")
+	m.mu.Unlock()
+	code := 0
+	fmt.Sscan(sm[1], &code)
+	return strings.TrimSpace(out), code
+}
+
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[a-zA-Z]|\r`)
+
+func stripANSI(s string) string { return ansi.ReplaceAllString(s, "") }
+
+// WaitExit waits for the guest to power off.
+func (m *Machine) WaitExit(timeout time.Duration) error {
+	select {
+	case <-m.exited:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("%s: still running after %s", m.name, timeout)
+	}
+}
+
+// Kill pulls the plug: QEMU is killed, the guest gets no chance to shut down.
+func (m *Machine) Kill() {
+	select {
+	case <-m.exited:
+	default:
+		m.cmd.Process.Kill()
+		<-m.exited
+	}
+	m.cleanup()
+}
+
+func (m *Machine) logPath() string { return filepath.Join(m.dir, "console.log") }
+
+func (m *Machine) writeMilestones() {
+	b, _ := json.MarshalIndent(map[string]any{"machine": m.name, "milestones": m.Milestones()}, "", "  ")
+	os.WriteFile(filepath.Join(m.dir, "milestones.json"), b, 0o644)
+}

@@ -1,0 +1,59 @@
+package qemutests
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/vm"
+)
+
+// TestQ1Smoke boots recipes/minimal.yaml to multi-user, checks the read-only root, the writable
+// /var and /etc and the absence of swap, then proves persistence across a power cycle and that
+// a fresh copy boots as a first boot again.
+func TestQ1Smoke(t *testing.T) {
+	img := buildRecipe(t, "minimal")
+	disk := copyImage(t, img)
+	dir := artifactDir(t)
+
+	m := Boot(t, vm.Config{Image: disk, Persist: true}, dir, "first-boot")
+	bootToShell(t, m)
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: first boot`), time.Second); err != nil {
+		t.Errorf("first boot not announced: %v", err)
+	}
+	mustRun(t, m, "touch /kiln-probe", 1)
+	if out := mustRun(t, m, "findmnt -no FSTYPE,OPTIONS /", 0); !strings.HasPrefix(out, "squashfs ro") {
+		t.Errorf("/ is %q, want a read-only squashfs", out)
+	}
+	if out := mustRun(t, m, "findmnt -no FSTYPE /var; findmnt -no FSTYPE /etc", 0); out != "ext4\noverlay" {
+		t.Errorf("/var and /etc are %q, want ext4 and overlay", out)
+	}
+	if out := mustRun(t, m, "tail -n +2 /proc/swaps | wc -l", 0); out != "0" {
+		t.Errorf("swap devices active: %s", out)
+	}
+	mustRun(t, m, "echo kept-var > /var/lib/q1-probe && echo kept-etc > /etc/q1-probe && sync", 0)
+	if _, err := m.stdin.Write([]byte("systemctl poweroff\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitExit(120 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	m2 := Boot(t, vm.Config{Image: disk, Persist: true}, dir, "second-boot")
+	bootToShell(t, m2)
+	if _, _, err := m2.Wait(0, regexp.MustCompile(`kiln-init: var mounted from`), time.Second); err != nil {
+		t.Errorf("second boot did not reuse var: %v", err)
+	}
+	if out := mustRun(t, m2, "cat /var/lib/q1-probe /etc/q1-probe", 0); out != "kept-var\nkept-etc" {
+		t.Errorf("after reboot the files hold %q, want kept-var and kept-etc", out)
+	}
+	m2.Kill()
+
+	m3 := Boot(t, vm.Config{Image: img}, dir, "fresh-copy")
+	bootToShell(t, m3)
+	if _, _, err := m3.Wait(0, regexp.MustCompile(`kiln-init: first boot`), time.Second); err != nil {
+		t.Errorf("a fresh copy did not boot as a first boot: %v", err)
+	}
+	mustRun(t, m3, "test ! -e /var/lib/q1-probe && test ! -e /etc/q1-probe", 0)
+}

@@ -1,0 +1,134 @@
+package qemutests
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	kilnBin   = flag.String("kiln-bin", "", "directory holding kiln and kiln-init (make kiln)")
+	ociLayout = flag.String("oci", "", "OCI layout holding localhost/kiln/base (make base)")
+	artifacts = flag.String("artifacts", "", "where console logs and milestones go (default <repo>/out/qemu-tests)")
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// requireInputs returns the kiln binary and the base layout. In CI they must be there (make
+// test passes them); a developer's bare `go test ./...` skips the VM scenarios.
+func requireInputs(t *testing.T) (kiln, oci string) {
+	t.Helper()
+	if *kilnBin == "" || *ociLayout == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("VM scenarios need -kiln-bin and -oci: run them with `make test`")
+		}
+		t.Skip("VM scenarios need -kiln-bin and -oci: run them with `make test`")
+	}
+	return filepath.Join(*kilnBin, "kiln"), *ociLayout
+}
+
+func artifactDir(t *testing.T) string {
+	d := *artifacts
+	if d == "" {
+		d = filepath.Join(repoRoot(), "out", "qemu-tests")
+	}
+	return filepath.Join(d, t.Name())
+}
+
+var builds sync.Map // recipe -> *builtImage
+
+type builtImage struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildRecipe builds recipes/<name>.yaml once per test binary and returns the image path.
+func buildRecipe(t *testing.T, name string) string {
+	t.Helper()
+	kiln, oci := requireInputs(t)
+	v, _ := builds.LoadOrStore(name, &builtImage{})
+	b := v.(*builtImage)
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "kiln-qemu-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, name+".raw")
+		cmd := exec.Command(kiln, "build", filepath.Join(repoRoot(), "recipes", name+".yaml"),
+			"--mirror", "localhost/kiln=oci-layout:"+oci, "-o", b.path)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("kiln build %s: %v\n%s", name, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// copyImage makes a private, sparse copy of an image for a test that writes to its disk.
+func copyImage(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if out, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copying image: %v: %s", err, out)
+	}
+	return dst
+}
+
+// Console patterns of the boot milestones.
+var (
+	reFirmware  = regexp.MustCompile(`.`)
+	reKernel    = regexp.MustCompile(`Linux version \d`)
+	reInit      = regexp.MustCompile(`kiln-init: started`)
+	reSwitch    = regexp.MustCompile(`kiln-init: switching to`)
+	reMultiUser = regexp.MustCompile(`Reached target .*Multi-User System`)
+	rePrompt    = regexp.MustCompile(`root@[a-z0-9-]+:~#`)
+)
+
+// bootToShell records the standard milestones and waits for the root shell on the console.
+func bootToShell(t *testing.T, m *Machine) {
+	t.Helper()
+	m.Milestone("firmware", reFirmware, 60*time.Second)
+	m.Milestone("kernel", reKernel, 120*time.Second)
+	m.Milestone("init", reInit, 60*time.Second)
+	m.Milestone("switch-root", reSwitch, 90*time.Second)
+	m.Milestone("multi-user", reMultiUser, 180*time.Second)
+	m.Milestone("shell", rePrompt, 60*time.Second)
+	t.Logf("%s milestones: %s", m.name, formatMilestones(m.Milestones()))
+}
+
+func formatMilestones(ms []Milestone) string {
+	var parts []string
+	for _, x := range ms {
+		parts = append(parts, fmt.Sprintf("%s=%.1fs", x.Name, x.Seconds))
+	}
+	return strings.Join(parts, " ")
+}
+
+// mustRun runs cmd in the VM and fails unless it exits with want.
+func mustRun(t *testing.T, m *Machine, cmd string, want int) string {
+	t.Helper()
+	out, code := m.Run(cmd, 60*time.Second)
+	if code != want {
+		t.Fatalf("%s: `%s` exited %d, want %d; output:\n%s", m.name, cmd, code, want, out)
+	}
+	return out
+}
+
+var _ = io.Discard
