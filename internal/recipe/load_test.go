@@ -1,0 +1,158 @@
+package recipe
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kiln-dev/kiln/internal/exitcode"
+)
+
+const head = "apiVersion: kiln.dev/v1alpha1\nkind: NodeImage\nmetadata:\n  name: t\n"
+
+// writeRecipe writes body as r.yaml in a fresh directory that also holds an overlay directory
+// "ov" and a file "f.txt", and returns the recipe's path.
+func writeRecipe(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "ov"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "r.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want string // every located message, one a line, with "r.yaml" for the file
+	}{
+		{"empty", "", "r.yaml:1:1: empty recipe: expected apiVersion: kiln.dev/v1alpha1 and kind: NodeImage"},
+		{"yaml syntax", head + "base: [unclosed\n", "r.yaml:6:1: invalid YAML: did not find expected ',' or ']'"},
+		{"not a mapping", "- a\n- b\n", "r.yaml:1:1: a recipe must be a mapping of fields, found a list"},
+		{"missing apiVersion", "kind: NodeImage\n", "r.yaml:1:1: apiVersion: required: apiVersion: kiln.dev/v1alpha1"},
+		{"wrong apiVersion", "apiVersion: kiln.dev/v9\nkind: NodeImage\n", `r.yaml:1:13: apiVersion: unsupported apiVersion "kiln.dev/v9"; this kiln reads kiln.dev/v1alpha1`},
+		{"wrong kind", "apiVersion: kiln.dev/v1alpha1\nkind: Pod\n", `r.yaml:2:7: kind: unsupported kind "Pod"; this kiln reads NodeImage`},
+		{"unknown top-level field", head + "base: a/b:1\nbsae: x\n", `r.yaml:6:1: bsae: unknown field (did you mean "base"?)`},
+		{"unknown nested field", head + "base: a/b:1\ndisk:\n  sise: 4GiB\n", `r.yaml:7:3: disk.sise: unknown field (did you mean "size"?)`},
+		{"field twice", head + "base: a/b:1\nbase: a/c:1\n", "r.yaml:6:1: base: field given twice"},
+		{"layers not a list", head + "base: a/b:1\nlayers: a/c:1\n", `r.yaml:6:9: layers: must be a list, found "a/c:1"`},
+		{"mode not a string", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: x\n    mode: 0644\n", `r.yaml:9:11: files[0].mode: must be a string, found integer 0644 (quote it: "0644")`},
+		{"uid not an integer", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: x\n    uid: root\n", `r.yaml:9:10: files[0].uid: must be an integer, found "root"`},
+		{"disk not a mapping", head + "base: a/b:1\ndisk: 4GiB\n", `r.yaml:6:7: disk: must be a mapping, found "4GiB"`},
+		{"missing base", head, "r.yaml:1:1: base: required: the OCI image holding the OS (kernel, modules, systemd)"},
+		{"missing name", "apiVersion: kiln.dev/v1alpha1\nkind: NodeImage\nbase: a/b:1\n", "r.yaml:1:1: metadata.name: required"},
+		{"bad name", "apiVersion: kiln.dev/v1alpha1\nkind: NodeImage\nmetadata:\n  name: My_Node\nbase: a/b:1\n", `r.yaml:4:9: metadata.name: "My_Node": use lower-case letters, digits and dashes (at most 63)`},
+		{"base without tag", head + "base: debian\n", `r.yaml:5:7: base: image reference "debian" needs a tag or a digest (no implicit :latest)`},
+		{"bad digest syntax", head + "base: a/b@sha256:abc\n", `r.yaml:5:7: base: bad digest "sha256:abc": want sha256: followed by 64 lower-case hex digits`},
+		{"bad layer reference", head + "base: a/b:1\nlayers:\n  - \"UPPER/x:1\"\n", `r.yaml:7:5: layers[0]: bad image reference "UPPER/x:1": repository can only contain the characters ` + "`abcdefghijklmnopqrstuvwxyz0123456789_-./`" + `: UPPER/x`},
+		{"layout path missing", head + "base: oci-layout:nope:v1\n", "r.yaml:5:7: base: oci-layout nope does not exist"},
+		{"overlay missing", head + "base: a/b:1\noverlays:\n  - missing\n", "r.yaml:7:5: overlays[0]: directory missing does not exist"},
+		{"overlay is a file", head + "base: a/b:1\noverlays:\n  - f.txt\n", "r.yaml:7:5: overlays[0]: f.txt is not a directory"},
+		{"relative file path", head + "base: a/b:1\nfiles:\n  - path: etc/x\n    content: x\n", `r.yaml:7:11: files[0].path: "etc/x" must be absolute (start with /)`},
+		{"unclean file path", head + "base: a/b:1\nfiles:\n  - path: /etc/../x\n    content: x\n", `r.yaml:7:11: files[0].path: "/etc/../x" is not a clean file path (want "/x")`},
+		{"duplicate file targets", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: a\n  - path: /etc/x\n    content: b\n", "r.yaml:9:11: files[1].path: /etc/x is already written by files[0]"},
+		{"content and source", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: a\n    source: f.txt\n", "r.yaml:7:5: files[0]: give content or source, not both"},
+		{"source missing", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    source: nope.txt\n", "r.yaml:8:13: files[0].source: file nope.txt does not exist"},
+		{"bad mode", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: a\n    mode: \"0999\"\n", `r.yaml:9:11: files[0].mode: "0999" is not an octal mode between 0000 and 7777`},
+		{"negative uid", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: a\n    uid: -1\n", "r.yaml:9:10: files[0].uid: must not be negative"},
+		{"cmdline root", head + "base: a/b:1\nkernel:\n  cmdline: [root=/dev/sda1]\n", `r.yaml:7:13: kernel.cmdline[0]: "root=/dev/sda1": kiln chooses the root partition itself`},
+		{"cmdline blank", head + "base: a/b:1\nkernel:\n  cmdline: [\"a b\"]\n", `r.yaml:7:13: kernel.cmdline[0]: "a b": one parameter per item, no blanks`},
+		{"bad size", head + "base: a/b:1\ndisk:\n  size: 4XB\n", `r.yaml:7:9: disk.size: cannot read "4XB" as a size (use e.g. 4GiB, 300MiB)`},
+		{"small esp", head + "base: a/b:1\ndisk:\n  esp: 100MiB\n", "r.yaml:7:8: disk.esp: 100MiB is below the minimum ESP size of 300MiB"},
+		{"disk too small", head + "base: a/b:1\ndisk:\n  size: 2GiB\n  root: 1GiB\n", "r.yaml:7:9: disk.size: 2GiB is too small: ESP + 2 root slots + var + GPT need 2414MiB"},
+		{"unknown output", head + "base: a/b:1\noutputs:\n  - format: vhdx\n", `r.yaml:7:13: outputs[0].format: unsupported format "vhdx"; supported: raw`},
+		{"mirror with scheme", head + "base: a/b:1\nmirrors:\n  - prefix: registry.k8s.io\n    location: http://127.0.0.1:5000\n", `r.yaml:8:15: mirrors[0].location: "http://127.0.0.1:5000": give host[:port][/path] without a scheme`},
+		{"several at once", head + "base: debian\nfiles:\n  - path: rel\n    content: x\n", "r.yaml:5:7: base: image reference \"debian\" needs a tag or a digest (no implicit :latest)\nr.yaml:7:11: files[0].path: \"rel\" must be absolute (start with /)"},
+	}
+	if len(tests) < 25 {
+		t.Fatalf("the corpus has %d malformed recipes, want at least 25", len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeRecipe(t, tt.body)
+			_, err := Load(p)
+			if err == nil {
+				t.Fatalf("Load(%q) = nil error, want %q", tt.name, tt.want)
+			}
+			got := strings.ReplaceAll(err.Error(), p, "r.yaml")
+			if got != tt.want {
+				t.Errorf("Load() error =\n%s\nwant\n%s", got, tt.want)
+			}
+			if code := exitcode.Of(err); code != exitcode.Invalid {
+				t.Errorf("exit code = %d, want %d", code, exitcode.Invalid)
+			}
+		})
+	}
+}
+
+func TestLoadAccepts(t *testing.T) {
+	p := writeRecipe(t, head+`base: registry.example/os/base:1@sha256:`+strings.Repeat("a", 64)+`
+layers: [oci-layout:ov:v1]
+overlays: [ov]
+files:
+  - path: /etc/motd
+    content: hi
+    mode: "4755"
+    uid: 0
+  - path: /etc/x
+    source: f.txt
+kernel:
+  cmdline: [quiet]
+disk:
+  size: 8GiB
+  esp: 512MiB
+  root: 2G
+outputs: [{format: raw}]
+mirrors:
+  - prefix: registry.example
+    location: oci-layout:ov
+`)
+	l, err := Load(p)
+	if err != nil {
+		t.Fatalf("Load() = %v, want no error", err)
+	}
+	if total, esp, root, vr := l.Recipe.Disk.Sizes(); total != 8*GiB || esp != 512*MiB || root != 2*GiB || vr != 0 {
+		t.Errorf("Sizes() = %d %d %d %d, want 8GiB 512MiB 2GiB 0", total, esp, root, vr)
+	}
+	if got := l.Problem("disk.root", "too small").Error(); got != p+":20:9: disk.root: too small" {
+		t.Errorf("Problem() = %q, want the line of disk.root", got)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{{"1048576", MiB}, {"300MiB", 300 * MiB}, {"4GiB", 4 * GiB}, {"2G", 2 * GiB}, {"512M", 512 * MiB}, {"1T", 1 << 40}, {"64KiB", 64 << 10}}
+	for _, tt := range tests {
+		if got, err := ParseSize(tt.in); err != nil || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v, want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "-1G", "1.5G", "0"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) = nil error, want one", bad)
+		}
+	}
+}
+
+func TestSchema(t *testing.T) {
+	s, err := Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"const": "kiln.dev/v1alpha1"`, `"additionalProperties": false`, `"cmdline"`, `"mirrors"`} {
+		if !strings.Contains(string(s), want) {
+			t.Errorf("Schema() lacks %s", want)
+		}
+	}
+}
