@@ -1,5 +1,5 @@
 // Package ref parses the image references a recipe may name: registry references
-// (name[:tag][@sha256:…]), oci-layout:DIR[:tag|@digest] and docker-archive:FILE[:tag]. It only
+// (name[:tag][@sha256:…]), oci-layout:DIR[:tag|@digest] and docker-archive:FILE[:name:tag]. It only
 // reads syntax; fetching is the images package's job.
 package ref
 
@@ -56,7 +56,12 @@ func parseLocal(t Transport, rest string) (Ref, error) {
 			return Ref{}, fmt.Errorf("bad digest %q: want sha256: followed by 64 lower-case hex digits", r.Digest)
 		}
 	}
-	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+	if t == DockerArchive {
+		// docker-archive:FILE[:name:tag] — the name may hold ':' and '/' itself.
+		if p, tag, ok := strings.Cut(rest, ":"); ok {
+			rest, r.Tag = p, tag
+		}
+	} else if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
 		r.Tag = rest[i+1:]
 		rest = rest[:i]
 		if r.Tag == "" {

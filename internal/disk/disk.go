@@ -85,8 +85,26 @@ func writeImage(ctx context.Context, pl plan.Plan, c Contents, path string) erro
 	if err := d.Close(); err != nil {
 		return fmt.Errorf("closing disk image: %w", err)
 	}
-	return nil
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	esp := pl.Partition(plan.LabelESP)
+	if err := fixFAT32(&section{f, esp.Start}); err != nil {
+		return fmt.Errorf("writing ESP: %w", err)
+	}
+	return f.Close()
 }
+
+// section addresses a file from an offset on.
+type section struct {
+	f   *os.File
+	off int64
+}
+
+func (s *section) ReadAt(p []byte, off int64) (int, error)  { return s.f.ReadAt(p, s.off+off) }
+func (s *section) WriteAt(p []byte, off int64) (int, error) { return s.f.WriteAt(p, s.off+off) }
 
 func fill(ctx context.Context, d *disk.Disk, pl plan.Plan, c Contents) error {
 	if err := d.Partition(table(pl)); err != nil {

@@ -1,0 +1,446 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/initrd"
+	"github.com/kiln-dev/kiln/internal/exitcode"
+	"github.com/kiln-dev/kiln/internal/inspect"
+	"github.com/kiln-dev/kiln/internal/plan"
+	"github.com/kiln-dev/kiln/internal/recipe"
+)
+
+const kver = "6.0.0-test"
+
+// capNetRaw is a VFS_CAP_REVISION_2 security.capability value granting cap_net_raw (bit 13).
+var capNetRaw = string([]byte{0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+
+type entry struct {
+	hdr  tar.Header
+	data string
+}
+
+func dir(name string, mode int64) entry {
+	return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode}}
+}
+func file(name string, mode int64, uid, gid int, data string) entry {
+	return entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Uid: uid, Gid: gid, Size: int64(len(data))}, data: data}
+}
+func link(typ byte, name, target string) entry {
+	return entry{hdr: tar.Header{Typeflag: typ, Name: name, Linkname: target, Mode: 0o777}}
+}
+
+// baseEntries is a tiny OS: a kernel and modules that are only bytes, systemd-boot's path, and
+// one of every kind of entry a real root holds.
+func baseEntries() []entry {
+	var builtin []string
+	for _, m := range initrd.BootModules {
+		if m != "squashfs" && m != "overlay" {
+			builtin = append(builtin, "kernel/x/"+m+".ko")
+		}
+	}
+	md := "usr/lib/modules/" + kver + "/"
+	ping := file("usr/bin/ping", 0o755, 0, 0, "ping")
+	ping.hdr.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": capNetRaw}
+	return []entry{
+		dir("boot/", 0o755), dir("usr/", 0o755), dir("usr/bin/", 0o755), dir("usr/lib/", 0o755),
+		dir("etc/", 0o755), dir("etc/opaque/", 0o755), dir("dev/", 0o755), dir("home/", 0o755), dir("home/user/", 0o700),
+		link(tar.TypeSymlink, "lib", "usr/lib"),
+		file("boot/vmlinuz-"+kver, 0o644, 0, 0, strings.Repeat("kernel", 1000)),
+		file(md+"modules.dep", 0o644, 0, 0, "kernel/fs/squashfs/squashfs.ko:\nkernel/fs/overlayfs/overlay.ko: kernel/fs/squashfs/squashfs.ko\n"),
+		file(md+"modules.builtin", 0o644, 0, 0, strings.Join(builtin, "\n")+"\n"),
+		file(md+"kernel/fs/squashfs/squashfs.ko", 0o644, 0, 0, "squashfs module"),
+		file(md+"kernel/fs/overlayfs/overlay.ko", 0o644, 0, 0, "overlay module"),
+		file("usr/lib/systemd/boot/efi/systemd-bootx64.efi", 0o644, 0, 0, "MZ systemd-boot"),
+		file("usr/bin/su", 0o4755, 0, 0, "su"),
+		file("usr/bin/chage", 0o2755, 0, 42, "chage"),
+		ping,
+		file("usr/bin/a", 0o755, 0, 0, "hard linked"),
+		link(tar.TypeLink, "usr/bin/b", "usr/bin/a"),
+		link(tar.TypeSymlink, "usr/bin/sh", "dash"),
+		{hdr: tar.Header{Typeflag: tar.TypeChar, Name: "dev/null", Mode: 0o666, Devmajor: 1, Devminor: 3}},
+		file("home/user/notes", 0o640, 1000, 1000, "mine"),
+		file("etc/removed", 0o644, 0, 0, "gone soon"),
+		file("etc/opaque/old", 0o644, 0, 0, "hidden by the upper layer"),
+	}
+}
+
+// upperEntries whites out, opaques a directory, and hard-links to a lower layer's file.
+func upperEntries() []entry {
+	return []entry{
+		file("etc/.wh.removed", 0o644, 0, 0, ""),
+		file("etc/opaque/.wh..wh..opq", 0o644, 0, 0, ""),
+		file("etc/opaque/new", 0o600, 0, 0, "upper"),
+		link(tar.TypeLink, "usr/bin/c", "usr/bin/a"),
+	}
+}
+
+func image(t *testing.T, entries []entry) v1.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := e.hdr
+		h.ModTime = time.Unix(1600000000, 0)
+		h.Format = tar.FormatPAX
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(tw, e.data)
+	}
+	tw.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// fixture is a recipe with its inputs in a temporary directory.
+type fixture struct {
+	dir, recipe, init string
+	base, upper       v1.Image
+}
+
+func newFixture(t *testing.T, extra string) *fixture {
+	t.Helper()
+	f := &fixture{dir: t.TempDir(), base: image(t, baseEntries()), upper: image(t, upperEntries())}
+	oci := filepath.Join(f.dir, "oci")
+	if err := images.WriteToLayout(oci, "localhost/test/base:1", f.base); err != nil {
+		t.Fatal(err)
+	}
+	if err := images.WriteToLayout(oci, "localhost/test/upper:1", f.upper); err != nil {
+		t.Fatal(err)
+	}
+	ov := filepath.Join(f.dir, "overlay")
+	os.MkdirAll(filepath.Join(ov, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(ov, "lib", "extra"), 0o755)
+	os.WriteFile(filepath.Join(ov, "etc", "overlay.conf"), []byte("from the overlay\n"), 0o644)
+	os.WriteFile(filepath.Join(ov, "lib", "extra", "tool"), []byte("#!/bin/sh\n"), 0o755)
+	f.init = filepath.Join(f.dir, "kiln-init")
+	os.WriteFile(f.init, []byte("not really an init"), 0o755)
+	f.recipe = filepath.Join(f.dir, "r.yaml")
+	body := `apiVersion: kiln.dev/v1alpha1
+kind: NodeImage
+metadata: {name: test}
+base: localhost/test/base:1
+layers: [localhost/test/upper:1]
+overlays: [overlay]
+files:
+  - {path: /etc/motd, content: "hello\n", mode: "0600", uid: 5, gid: 6}
+mirrors:
+  - {prefix: localhost/test, location: "oci-layout:oci"}
+disk: {size: 512MiB, root: 64MiB}
+` + extra
+	if err := os.WriteFile(f.recipe, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) build(t *testing.T, out string) (plan.Plan, error) {
+	t.Helper()
+	return Build(context.Background(), Options{Recipe: f.recipe, Output: out, CacheDir: "-", Init: f.init})
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("building images needs root")
+	}
+	for _, tool := range []string{"mksquashfs", "unsquashfs", "sfdisk", "fsck.fat"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: make test installs it (squashfs-tools, fdisk, dosfstools)", tool)
+		}
+	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// partition copies partition label of img into a file of its own.
+func partition(t *testing.T, img, label string) string {
+	t.Helper()
+	r, err := inspect.Image(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.Partitions {
+		if p.Label != label {
+			continue
+		}
+		src, _ := os.Open(img)
+		defer src.Close()
+		dst := filepath.Join(t.TempDir(), label+".img")
+		out, _ := os.Create(dst)
+		defer out.Close()
+		if _, err := io.Copy(out, io.NewSectionReader(src, p.Start, p.Size)); err != nil {
+			t.Fatal(err)
+		}
+		return dst
+	}
+	t.Fatalf("%s has no partition %s", img, label)
+	return ""
+}
+
+func TestBuildImageAcceptedByStandardTools(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t, "")
+	out := filepath.Join(t.TempDir(), "img.raw")
+	pl, err := f.build(t, out)
+	if err != nil {
+		t.Fatalf("Build() = %v", err)
+	}
+	run(t, "sfdisk", "--verify", out)
+	dump := run(t, "sfdisk", "--dump", out)
+	for _, p := range pl.Partitions {
+		want := fmt.Sprintf("type=%s, uuid=%s, name=\"%s\"", p.Type, p.GUID, p.Label)
+		if !strings.Contains(dump, want) {
+			t.Errorf("sfdisk --dump lacks %q:\n%s", want, dump)
+		}
+	}
+	run(t, "fsck.fat", "-n", partition(t, out, plan.LabelESP))
+	r, err := inspect.Image(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range r.ESPFiles {
+		files = append(files, e.Path)
+	}
+	want := []string{"/EFI/BOOT/BOOTX64.EFI", "/kiln/root-a/initrd.img", "/kiln/root-a/vmlinuz", "/loader/entries/kiln-root-a.conf", "/loader/loader.conf"}
+	if strings.Join(files, " ") != strings.Join(want, " ") {
+		t.Errorf("ESP files = %v, want %v", files, want)
+	}
+	entry := r.Entries["/loader/entries/kiln-root-a.conf"]
+	for _, want := range []string{"linux /kiln/root-a/vmlinuz", "initrd /kiln/root-a/initrd.img", "version " + kver, "options " + pl.Cmdline} {
+		if !strings.Contains(entry, want) {
+			t.Errorf("boot entry lacks %q:\n%s", want, entry)
+		}
+	}
+}
+
+// lsEntry is one line of `unsquashfs -lln`, or the same facts computed from the inputs.
+type lsEntry struct{ mode, owner, target string }
+
+func TestRootMatchesFlattenedTree(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t, "")
+	out := filepath.Join(t.TempDir(), "img.raw")
+	if _, err := f.build(t, out); err != nil {
+		t.Fatalf("Build() = %v", err)
+	}
+	root := partition(t, out, plan.LabelRootA)
+	got := listSquashfs(t, run(t, "unsquashfs", "-lln", root))
+	want := expectedTree(t, f)
+	var paths []string
+	for p := range want {
+		paths = append(paths, p)
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if got[p] != want[p] {
+			t.Errorf("%s: squashfs has %+v, the flattened tree has %+v", p, got[p], want[p])
+		}
+	}
+	// Hard links and file capabilities do not show in a listing: extract and look.
+	x := filepath.Join(t.TempDir(), "x")
+	run(t, "unsquashfs", "-d", x, root)
+	var a, b, c unix.Stat_t
+	unix.Stat(filepath.Join(x, "usr/bin/a"), &a)
+	unix.Stat(filepath.Join(x, "usr/bin/b"), &b)
+	unix.Stat(filepath.Join(x, "usr/bin/c"), &c)
+	if a.Ino == 0 || a.Ino != b.Ino || a.Ino != c.Ino {
+		t.Errorf("usr/bin/{a,b,c} inodes = %d %d %d, want one hard-linked file", a.Ino, b.Ino, c.Ino)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(filepath.Join(x, "usr/bin/ping"), "security.capability", buf)
+	if err != nil || string(buf[:n]) != capNetRaw {
+		t.Errorf("usr/bin/ping security.capability = %x, %v, want %x", buf[:max(n, 0)], err, capNetRaw)
+	}
+}
+
+// listSquashfs parses `unsquashfs -lln` into path -> entry.
+func listSquashfs(t *testing.T, out string) map[string]lsEntry {
+	m := map[string]lsEntry{}
+	for _, l := range strings.Split(out, "\n") {
+		i := strings.Index(l, "squashfs-root")
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(l)
+		p, target, _ := strings.Cut(l[i+len("squashfs-root"):], " -> ")
+		if p == "" {
+			p = "/"
+		}
+		m[p] = lsEntry{mode: fields[0], owner: fields[1], target: target}
+	}
+	return m
+}
+
+// expectedTree is the flattened image (go-containerregistry's own flattening), then the
+// overlay and the files, as `unsquashfs -lln` would list it.
+func expectedTree(t *testing.T, f *fixture) map[string]lsEntry {
+	layers, _ := f.upper.Layers()
+	img, _ := mutate.AppendLayers(f.base, layers...)
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	want := map[string]lsEntry{"/": {mode: "drwxr-xr-x", owner: "0/0"}}
+	tr := tar.NewReader(rc)
+	links := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := "/" + strings.TrimSuffix(path.Clean(h.Name), "/")
+		if h.Typeflag == tar.TypeLink {
+			links[p] = "/" + h.Linkname
+			continue
+		}
+		want[p] = lsEntry{mode: lsMode(h), owner: fmt.Sprintf("%d/%d", h.Uid, h.Gid)}
+		if h.Typeflag == tar.TypeSymlink {
+			want[p] = lsEntry{mode: lsMode(h), owner: "0/0", target: h.Linkname}
+		}
+	}
+	for p, target := range links {
+		want[p] = want[target]
+	}
+	// Parents a layer does not list are created root-owned, 0755.
+	for p := range want {
+		for d := path.Dir(p); d != "/"; d = path.Dir(d) {
+			if _, ok := want[d]; !ok {
+				want[d] = lsEntry{mode: "drwxr-xr-x", owner: "0/0"}
+			}
+		}
+	}
+	// The overlay (root-owned; its lib/ goes through the image's lib -> usr/lib) and the file.
+	want["/etc/overlay.conf"] = lsEntry{mode: "-rw-r--r--", owner: "0/0"}
+	want["/usr/lib/extra"] = lsEntry{mode: "drwxr-xr-x", owner: "0/0"}
+	want["/usr/lib/extra/tool"] = lsEntry{mode: "-rwxr-xr-x", owner: "0/0"}
+	want["/etc/motd"] = lsEntry{mode: "-rw-------", owner: "5/6"}
+	return want
+}
+
+// lsMode spells a tar header's type and mode as ls -l does.
+func lsMode(h *tar.Header) string {
+	typ := map[byte]byte{tar.TypeDir: 'd', tar.TypeSymlink: 'l', tar.TypeChar: 'c', tar.TypeBlock: 'b', tar.TypeFifo: 'p'}[h.Typeflag]
+	if typ == 0 {
+		typ = '-'
+	}
+	b := []byte{typ}
+	for i, special := range []int64{0o4000, 0o2000, 0o1000} {
+		bits := h.Mode >> (6 - 3*i) & 7
+		x := [2]byte{'-', 'x'}[bits&1]
+		if h.Mode&special != 0 {
+			x = map[bool]byte{true: "sst"[i], false: "SST"[i]}[bits&1 != 0]
+		}
+		b = append(b, [2]byte{'-', 'r'}[bits>>2&1], [2]byte{'-', 'w'}[bits>>1&1], x)
+	}
+	return string(b)
+}
+
+func TestBuildIsReproducible(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t, "")
+	var sums []string
+	for i := 0; i < 2; i++ {
+		out := filepath.Join(t.TempDir(), "img.raw")
+		if _, err := f.build(t, out); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, fmt.Sprintf("%x", sha256.Sum256(b)))
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two builds of the same recipe: sha256 %s and %s", sums[0], sums[1])
+	}
+}
+
+func TestFailedBuildLeavesNoOutput(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f := newFixture(t, "")
+	out := filepath.Join(t.TempDir(), "img.raw")
+	steps := 0
+	_, err := Build(ctx, Options{Recipe: f.recipe, Output: out, CacheDir: "-", Init: f.init, Progress: func(s string) {
+		steps++
+		if strings.HasPrefix(s, "writing") {
+			cancel() // fail in the middle of the disk stage
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Build() = %v, want the injected cancellation", err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(out))
+	if len(entries) != 0 {
+		t.Errorf("after a failed build the output directory holds %v, want nothing", entries)
+	}
+}
+
+func TestRootTooLargeForSlot(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t, "")
+	// 80 MiB of incompressible bytes cannot fit the 64 MiB root slot.
+	big := make([]byte, 80<<20)
+	rand.NewChaCha8([32]byte{1}).Read(big)
+	os.WriteFile(filepath.Join(f.dir, "overlay", "big"), big, 0o644)
+	out := filepath.Join(t.TempDir(), "img.raw")
+	_, err := f.build(t, out)
+	var errs recipe.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Build() = %v, want a located recipe error", err)
+	}
+	if want := f.recipe + ":11:28: disk.root: 64MiB is too small: the root filesystem needs"; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Build() error = %q, want it to start with %q", err, want)
+	}
+	if exitcode.Of(err) != exitcode.Invalid {
+		t.Errorf("exit code = %d, want %d", exitcode.Of(err), exitcode.Invalid)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("output exists after a failed build: %v", err)
+	}
+}
