@@ -17,32 +17,35 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
-// BootModules are the drivers the init may need to find and mount the root on a VM or bare
-// metal; Debian builds them all as modules. Ones the kernel has built in are skipped.
-var BootModules = []string{
+// AlwaysModules are loaded on every boot: file systems and what they need. Debian builds them
+// all as modules; ones the kernel has built in are skipped.
+var AlwaysModules = []string{
 	"crc32c_generic", "crc32c_intel", // before libcrc32c users (ext4)
-	"virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net", "virtio_console",
-	"sd_mod", "ahci", "nvme", "xhci_pci", "ehci_pci", "usb_storage", "uas", "sr_mod",
 	"squashfs", "overlay", "ext4", "vfat", "nls_cp437", "nls_ascii", "dm_verity", "loop",
-	"qemu_fw_cfg",
 }
 
-// ModulesList is where the init reads the modules to load, in order.
-const ModulesList = "etc/kiln/modules"
+// DriverModules are hardware drivers for reaching the disk on a VM or bare metal. The init loads
+// only those whose aliases match a device present (as udev's coldplug does).
+var DriverModules = []string{
+	"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ahci", "nvme",
+	"xhci_pci", "ehci_pci", "usb_storage", "uas", "mmc_block", "sdhci_pci", "qemu_fw_cfg",
+}
+
+// BootModules is everything the initramfs carries.
+var BootModules = append(append([]string{}, AlwaysModules...), DriverModules...)
+
+// AlwaysList is where the init reads the modules to load on every boot.
+const AlwaysList = "etc/kiln/modules.always"
 
 // Spec is what goes into an initramfs.
 type Spec struct {
 	Init          string   // path of the kiln-init binary
 	ModulesDir    string   // the base image's lib/modules/<version> directory
 	KernelVersion string   // <version>
-	Modules       []string // module names to load; BootModules when empty
 }
 
 // Build returns the compressed initramfs.
 func Build(s Spec) ([]byte, error) {
-	if len(s.Modules) == 0 {
-		s.Modules = BootModules
-	}
 	initBin, err := os.ReadFile(s.Init)
 	if err != nil {
 		return nil, fmt.Errorf("reading kiln-init: %w", err)
@@ -51,7 +54,7 @@ func Build(s Spec) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	order, err := mods.closure(s.Modules)
+	order, err := mods.closure(BootModules)
 	if err != nil {
 		return nil, err
 	}
@@ -64,20 +67,50 @@ func Build(s Spec) ([]byte, error) {
 		recs = append(recs, cpio.Directory(d, 0o755))
 	}
 	modDir := "lib/modules/" + s.KernelVersion
-	var names, deps []string
+	var deps []string
+	included := map[string]bool{}
 	for _, m := range order {
 		data, err := os.ReadFile(filepath.Join(s.ModulesDir, m.file))
 		if err != nil {
 			return nil, fmt.Errorf("reading module %s: %w", m.name, err)
 		}
 		recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: modDir + "/" + m.file, Mode: cpio.S_IFREG | 0o644}))
-		names = append(names, m.name+" "+modDir+"/"+m.file)
-		deps = append(deps, m.file+": "+strings.Join(m.deps, " "))
+		deps = append(deps, strings.TrimSpace(m.file+": "+strings.Join(m.deps, " "))) // "file:" alone when none, as depmod writes
+		included[m.name] = true
 	}
+	var always []string
+	for _, n := range AlwaysModules {
+		if included[n] {
+			always = append(always, n)
+		}
+	}
+	aliases, err := filterAliases(filepath.Join(s.ModulesDir, "modules.alias"), included)
+	if err != nil {
+		return nil, err
+	}
+	builtin, _ := os.ReadFile(filepath.Join(s.ModulesDir, "modules.builtin"))
 	recs = append(recs,
-		cpio.StaticFile(ModulesList, strings.Join(names, "\n")+"\n", 0o644),
-		cpio.StaticFile(modDir+"/modules.dep", strings.Join(deps, "\n")+"\n", 0o644))
+		cpio.StaticFile(AlwaysList, strings.Join(always, "\n")+"\n", 0o644),
+		cpio.StaticFile(modDir+"/modules.dep", strings.Join(deps, "\n")+"\n", 0o644),
+		cpio.StaticFile(modDir+"/modules.alias", aliases, 0o644),
+		cpio.StaticRecord(builtin, cpio.Info{Name: modDir + "/modules.builtin", Mode: cpio.S_IFREG | 0o644}))
 	return pack(recs)
+}
+
+// filterAliases keeps the lines of modules.alias that name an included module.
+func filterAliases(path string, included map[string]bool) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return "", fmt.Errorf("reading modules.alias: %w", err)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 && f[0] == "alias" && included[f[2]] {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n") + "\n", nil
 }
 
 func pack(recs []cpio.Record) ([]byte, error) {

@@ -218,12 +218,20 @@ func (m *Machine) Run(cmd string, timeout time.Duration) (string, int) {
 		m.t.Fatal(err)
 	}
 	m.mu.Lock()
-	out := strings.Join(m.lines[b+1:e], "\n")
+	var kept []string
+	for _, l := range m.lines[b+1 : e] {
+		if !kernelLine.MatchString(l) { // the kernel may print between a command's lines
+			kept = append(kept, l)
+		}
+	}
 	m.mu.Unlock()
+	out := strings.Join(kept, "\n")
 	code := 0
 	fmt.Sscan(sm[1], &code)
 	return strings.TrimSpace(out), code
 }
+
+var kernelLine = regexp.MustCompile(`^\[\s*\d+\.\d+\] `)
 
 var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[a-zA-Z]|\r`)
 

@@ -1,7 +1,9 @@
 package qemutests
 
 import (
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,10 +52,34 @@ func TestQ1Smoke(t *testing.T) {
 	}
 	m2.Kill()
 
-	m3 := Boot(t, vm.Config{Image: img}, dir, "fresh-copy")
+	// A fresh copy on a disk 1 GiB larger than the image: first boot again, and var grows.
+	fresh := copyImage(t, img)
+	if err := os.Truncate(fresh, imageSize(t, img)+1<<30); err != nil {
+		t.Fatal(err)
+	}
+	m3 := Boot(t, vm.Config{Image: fresh}, dir, "fresh-copy")
 	bootToShell(t, m3)
 	if _, _, err := m3.Wait(0, regexp.MustCompile(`kiln-init: first boot`), time.Second); err != nil {
 		t.Errorf("a fresh copy did not boot as a first boot: %v", err)
 	}
 	mustRun(t, m3, "test ! -e /var/lib/q1-probe && test ! -e /etc/q1-probe", 0)
+	// var ends 1 MiB before the end of the disk (GPT backup and alignment), and its file system
+	// spans it.
+	out := mustRun(t, m3, "echo $(( ($(cat /sys/class/block/vda/size) - $(cat /sys/class/block/vda4/start) - $(cat /sys/class/block/vda4/size)) / 2048 ))", 0)
+	if out != "1" {
+		t.Errorf("after growing, var ends %s MiB before the disk's end, want 1", out)
+	}
+	fsKiB := mustRun(t, m3, "df -k --output=size /var | tail -1", 0)
+	if n, _ := strconv.Atoi(strings.TrimSpace(fsKiB)); n < 1<<20 {
+		t.Errorf("/var is %s KiB, want it grown past 1 GiB", fsKiB)
+	}
+}
+
+func imageSize(t *testing.T, p string) int64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }

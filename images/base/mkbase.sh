@@ -2,6 +2,8 @@
 # Builds kiln's default base OS: Debian bookworm with a kernel, systemd, systemd-boot's EFI binary
 # and what a Kubernetes node needs from Debian, as a root filesystem tarball.
 #   usage: mkbase.sh OUT.tar
+# Units that only make sense on a mutable, long-lived Debian (apt timers, e2scrub, the
+# ipvsadm rule loader that waits for the network) are disabled: an immutable node does not want them.
 # The tarball is then imported into an OCI layout with `kiln images import` (see the Makefile).
 set -euo pipefail
 out=${1:?usage: mkbase.sh OUT.tar}
@@ -21,6 +23,7 @@ mmdebstrap --quiet --mode="$mode" --variant=minbase --format=tar \
   --customize-hook=': > "$1/etc/machine-id"; echo kiln > "$1/etc/hostname"' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log "$1"/usr/share/doc/* "$1"/usr/share/man/*' \
   --customize-hook='chroot "$1" systemctl enable systemd-networkd.service >/dev/null 2>&1' \
+  --customize-hook='chroot "$1" systemctl disable ipvsadm.service e2scrub_reap.service e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer >/dev/null 2>&1 || true' \
   "$suite" "$tmp"
 mv "$tmp" "$out"
 trap - EXIT

@@ -37,10 +37,14 @@ func (ps partitions) find(typ, label, what string) (part, error) {
 		strings.ToLower(typ), what, label, strings.Join(append(seen, "nothing")[:max(1, len(seen))], ", "))
 }
 
-// waitForPartitions polls the block devices until a GPT disk holding a kiln root appears.
-func waitForPartitions(cfg config) (partitions, error) {
+// waitForPartitions loads drivers for the devices present and polls the block devices until a
+// GPT disk holding a kiln root appears.
+func waitForPartitions(cfg config, mods *modules) (partitions, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		for mods.coldplug() {
+			// new drivers may reveal new buses (virtio_pci, then virtio_blk)
+		}
 		ps := scanDisks(cfg)
 		if _, err := ps.find(typeRootX64, cfg.root, ""); err == nil || time.Now().After(deadline) {
 			return ps, nil

@@ -54,8 +54,9 @@ func main() {
 }
 
 func run(cfg config) error {
-	loadModules(cfg)
-	parts, err := waitForPartitions(cfg)
+	mods := newModules(cfg)
+	mods.loadAlways()
+	parts, err := waitForPartitions(cfg, mods)
 	if err != nil {
 		return err
 	}
