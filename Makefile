@@ -11,7 +11,7 @@ MIRRORS := --mirror localhost/kiln=oci-layout:$(OUT)/oci
 
 # Debian packages kiln's build and tests use.
 BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap
-TEST_DEPS := qemu-system-x86 qemu-utils ovmf
+TEST_DEPS := qemu-system-x86 qemu-utils ovmf time
 
 .PHONY: all kiln deps test-deps base image test unit vmtest bench clean
 all: kiln
@@ -41,9 +41,10 @@ image: base kiln
 
 # Unit tests and the QEMU scenarios.
 test: test-deps base kiln
-	$(GO) test -count=1 -timeout 50m ./... -kiln-bin=$(abspath $(BIN)) -oci=$(abspath $(OUT)/oci)
+	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) $(GO) test -count=1 -timeout 50m ./...
 
 bench: base kiln
+	@bash hack/apt-install.sh time bc
 	bash hack/bench.sh
 
 clean:

@@ -39,9 +39,9 @@ const AlwaysList = "etc/kiln/modules.always"
 
 // Spec is what goes into an initramfs.
 type Spec struct {
-	Init          string   // path of the kiln-init binary
-	ModulesDir    string   // the base image's lib/modules/<version> directory
-	KernelVersion string   // <version>
+	Init          string // path of the kiln-init binary
+	ModulesDir    string // the base image's lib/modules/<version> directory
+	KernelVersion string // <version>
 }
 
 // Build returns the compressed initramfs.

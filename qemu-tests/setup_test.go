@@ -1,7 +1,6 @@
 package qemutests
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +14,15 @@ import (
 	"time"
 )
 
+// The scenarios read their inputs from the environment (make test sets them):
+//
+//	KILN_BIN        directory holding kiln and kiln-init (make kiln)
+//	KILN_OCI        OCI layout holding localhost/kiln/base (make base)
+//	KILN_ARTIFACTS  where console logs and milestones go (default <repo>/out/qemu-tests)
 var (
-	kilnBin   = flag.String("kiln-bin", "", "directory holding kiln and kiln-init (make kiln)")
-	ociLayout = flag.String("oci", "", "OCI layout holding localhost/kiln/base (make base)")
-	artifacts = flag.String("artifacts", "", "where console logs and milestones go (default <repo>/out/qemu-tests)")
+	kilnBin   = os.Getenv("KILN_BIN")
+	ociLayout = os.Getenv("KILN_OCI")
+	artifacts = os.Getenv("KILN_ARTIFACTS")
 )
 
 func repoRoot() string {
@@ -30,17 +34,17 @@ func repoRoot() string {
 // test passes them); a developer's bare `go test ./...` skips the VM scenarios.
 func requireInputs(t *testing.T) (kiln, oci string) {
 	t.Helper()
-	if *kilnBin == "" || *ociLayout == "" {
+	if kilnBin == "" || ociLayout == "" {
 		if os.Getenv("CI") != "" {
-			t.Fatal("VM scenarios need -kiln-bin and -oci: run them with `make test`")
+			t.Fatal("VM scenarios need KILN_BIN and KILN_OCI: run them with `make test`")
 		}
-		t.Skip("VM scenarios need -kiln-bin and -oci: run them with `make test`")
+		t.Skip("VM scenarios need KILN_BIN and KILN_OCI: run them with `make test`")
 	}
-	return filepath.Join(*kilnBin, "kiln"), *ociLayout
+	return filepath.Join(kilnBin, "kiln"), ociLayout
 }
 
 func artifactDir(t *testing.T) string {
-	d := *artifacts
+	d := artifacts
 	if d == "" {
 		d = filepath.Join(repoRoot(), "out", "qemu-tests")
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-dev/kiln/images"
 	"github.com/kiln-dev/kiln/initrd"
 	"github.com/kiln-dev/kiln/internal/disk"
@@ -66,7 +68,7 @@ func Build(ctx context.Context, o Options) (plan.Plan, error) {
 	if err != nil {
 		return plan.Plan{}, err
 	}
-	work, err := os.MkdirTemp(o.WorkDir, "kiln-build-")
+	work, err := os.MkdirTemp(workDir(o.WorkDir), "kiln-build-")
 	if err != nil {
 		return p.Plan, fmt.Errorf("creating work directory: %w", err)
 	}
@@ -100,6 +102,21 @@ func Build(ctx context.Context, o Options) (plan.Plan, error) {
 			recipe.FormatSize(small.Have), recipe.FormatSize((small.Need+recipe.MiB-1)/recipe.MiB*recipe.MiB))
 	}
 	return p.Plan, err
+}
+
+// workDir is where the staging tree goes: the given directory, or /dev/shm when it is a tmpfs
+// with room to spare (writing tens of thousands of files there is several times faster than
+// on a disk, and nothing of it needs to survive), or else the system's temp directory.
+func workDir(given string) string {
+	if given != "" {
+		return given
+	}
+	var st unix.Statfs_t
+	const tmpfsMagic = 0x01021994
+	if err := unix.Statfs("/dev/shm", &st); err == nil && st.Type == tmpfsMagic && int64(st.Bavail)*st.Bsize >= 8<<30 {
+		return "/dev/shm"
+	}
+	return os.TempDir()
 }
 
 // layRoot fills staging: images, then overlays, then files.

@@ -25,7 +25,7 @@ func MakeSquashfs(ctx context.Context, src, out string, epoch int64) error {
 	e := strconv.FormatInt(epoch, 10)
 	cmd := exec.CommandContext(ctx, "mksquashfs", src, out,
 		"-noappend", "-comp", "zstd", "-Xcompression-level", strconv.Itoa(SquashfsCompressionLevel),
-		"-all-time", e, "-mkfs-time", e, "-xattrs", "-no-progress", "-quiet")
+		"-all-time", e, "-mkfs-time", e, "-xattrs", "-no-progress", "-quiet", "-mem", "192M")
 	// mksquashfs refuses SOURCE_DATE_EPOCH together with the explicit options above.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SOURCE_DATE_EPOCH=") {

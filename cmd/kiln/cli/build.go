@@ -25,7 +25,7 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.output, "out", "o", "", "output image path (default out/<name>.raw)")
 	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "PREFIX=LOCATION: fetch images named PREFIX/... from LOCATION (oci-layout:DIR or host[:port][/path]); repeatable")
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "image cache (default $XDG_CACHE_HOME/kiln; - for none)")
-	cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where to stage the root tree (default: system temp dir)")
+	cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where to stage the root tree (default: /dev/shm if it has 8 GiB free, else $TMPDIR)")
 }
 
 func (f *buildFlags) options(recipePath string) (build.Options, error) {
