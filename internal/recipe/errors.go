@@ -74,9 +74,10 @@ func (p positions) at(path string) pos {
 
 // collector gathers located problems for one file.
 type collector struct {
-	file string
-	pos  positions
-	errs Errors
+	file      string
+	pos       positions
+	errs      Errors
+	ambiguous bool // a field was given twice
 }
 
 func (c *collector) add(path, format string, args ...any) {

@@ -44,8 +44,8 @@ func Load(path string) (*Loaded, error) {
 		return nil, fmt.Errorf("reading recipe: %w", err)
 	}
 	r, where, errs := Parse(path, data)
-	if len(errs) == 0 {
-		errs = validate(r, path, dir, where)
+	if r != nil {
+		errs = append(errs, without(validate(r, path, dir, where), errs)...)
 	}
 	if len(errs) > 0 {
 		return nil, errs.sorted()
@@ -78,15 +78,36 @@ func Parse(file string, data []byte) (*Recipe, positions, Errors) {
 		return nil, c.pos, c.errs
 	}
 	checkShape(c, root, reflect.TypeOf(Recipe{}), "")
-	if len(c.errs) > 0 {
-		return nil, c.pos, c.errs
-	}
+	// Decode what can be decoded, so that the values' meaning is checked too: every problem
+	// is reported at once. Fields with shape errors are left at their zero values.
 	var r Recipe
-	if err := root.Decode(&r); err != nil {
+	err := root.Decode(&r)
+	switch {
+	case err != nil && len(c.errs) == 0:
 		c.add("", "decoding: %v", err)
 		return nil, c.pos, c.errs
+	case c.ambiguous:
+		return nil, c.pos, c.errs // a key given twice: the decoder trusts neither value
 	}
-	return &r, c.pos, nil
+	return &r, c.pos, c.errs
+}
+
+// without drops the problems in later that concern a field (or a part of one) that earlier
+// already reports, so a value of the wrong type is not also called missing.
+func without(later, earlier Errors) Errors {
+	var keep Errors
+	for _, e := range later {
+		dup := false
+		for _, f := range earlier {
+			if e.Path == f.Path || strings.HasPrefix(e.Path, f.Path+".") || strings.HasPrefix(e.Path, f.Path+"[") {
+				dup = true
+			}
+		}
+		if !dup {
+			keep = append(keep, e)
+		}
+	}
+	return keep
 }
 
 // checkVersion requires apiVersion and kind before anything else is read: a document of another
@@ -176,6 +197,7 @@ func checkMapping(c *collector, n *yaml.Node, t reflect.Type, path string) {
 			c.add(child, "unknown field%s", suggest(key.Value, fields))
 		case seen[key.Value]:
 			c.add(child, "field given twice")
+			c.ambiguous = true
 		default:
 			checkShape(c, val, f.Type, child)
 		}
