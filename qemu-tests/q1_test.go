@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -82,4 +83,21 @@ func imageSize(t *testing.T, p string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// TestInitFailureIsOneClearLine boots an image whose root slot lost its label: kiln-init must
+// say in one line what it could not find, then power the machine off by itself.
+func TestInitFailureIsOneClearLine(t *testing.T) {
+	disk := copyImage(t, buildRecipe(t, "minimal"))
+	if out, err := exec.Command("sfdisk", "--part-label", disk, "2", "renamed").CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v: %s", err, out)
+	}
+	m := Boot(t, vm.Config{Image: disk}, artifactDir(t), "no-root")
+	want := regexp.MustCompile(`^kiln-init: error: no partition with type 4f68bce3-e8cd-4db1-96e7-fbcaf984b709 \(root x86-64\) and label "root-a"; found: .*/dev/vda2=renamed`)
+	if _, _, err := m.Wait(0, want, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitExit(90 * time.Second); err != nil {
+		t.Errorf("after the error the machine did not power off: %v", err)
+	}
 }
