@@ -7,13 +7,13 @@ KILN := $(BIN)/kiln
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/kiln-dev/kiln/cmd/kiln/cli.Version=$(VERSION)
 export SOURCE_DATE_EPOCH ?= 1700000000
-MIRRORS := --mirror localhost/kiln=oci-layout:$(OUT)/oci
+MIRRORS := --mirrors recipes/mirrors.yaml
 
 # Debian packages kiln's build and tests use.
 BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap
 TEST_DEPS := qemu-system-x86 qemu-utils ovmf time
 
-.PHONY: all kiln deps test-deps base image test unit vmtest bench clean
+.PHONY: all kiln deps test-deps supply-deps base supply image minimal test bench clean
 all: kiln
 
 kiln:
@@ -35,13 +35,26 @@ $(OUT)/oci/.base-stamp: images/base/mkbase.sh images/base/packages.txt | deps ki
 	rm -f $(OUT)/base.tar
 	touch $@
 
-# The default image.
-image: base kiln
-	$(KILN) build recipes/minimal.yaml $(MIRRORS) -o $(OUT)/minimal.raw
+supply-deps:
+	@bash hack/apt-install.sh gcc libc6-dev libseccomp-dev pkg-config apt
+
+# Kubernetes, etcd, containerd, runc, crictl, CNI plugins, flannel, CoreDNS and pause built from
+# source, and their images, in the OCI layout $(OUT)/supply/oci. Incremental (stamps + Go cache).
+supply: supply-deps
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/kiln-supply ./cmd/kiln-supply
+	$(BIN)/kiln-supply -o $(OUT)/supply
+
+# The default image: a Kubernetes control plane that comes up by itself at first boot.
+image: base supply kiln
+	$(KILN) build recipes/control-plane.yaml $(MIRRORS) -o $(OUT)/control-plane.raw
+
+# The smallest bootable image (no supply needed).
+minimal: base kiln
+	$(KILN) build recipes/minimal.yaml -o $(OUT)/minimal.raw
 
 # Unit tests and the QEMU scenarios.
-test: test-deps base kiln
-	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) $(GO) test -count=1 -timeout 50m ./...
+test: test-deps base supply kiln
+	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 50m ./...
 
 bench: base kiln
 	@bash hack/apt-install.sh time bc

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out}
 kiln=$out/bin/kiln
-mirror="--mirror localhost/kiln=oci-layout:$out/oci"
+mirror=""
 img=$out/bench/minimal.raw
 mkdir -p "$out/bench"
 $kiln build recipes/minimal.yaml $mirror -o "$img" >/dev/null # warm the cache

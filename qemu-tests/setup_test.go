@@ -73,7 +73,8 @@ func buildRecipe(t *testing.T, name string) string {
 		}
 		b.path = filepath.Join(dir, name+".raw")
 		cmd := exec.Command(kiln, "build", filepath.Join(repoRoot(), "recipes", name+".yaml"),
-			"--mirror", "localhost/kiln=oci-layout:"+oci, "-o", b.path)
+			"--mirrors", filepath.Join(repoRoot(), "recipes", "mirrors.yaml"),
+			"--mirror", "localhost/kiln/base=oci-layout:"+oci, "-o", b.path)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			b.err = fmt.Errorf("kiln build %s: %v\n%s", name, err, out)

@@ -22,7 +22,8 @@ mmdebstrap --quiet --mode="$mode" --variant=minbase --format=tar \
   --customize-hook='rm -f "$1"/boot/initrd.img-* "$1"/var/lib/dbus/machine-id' \
   --customize-hook=': > "$1/etc/machine-id"; echo kiln > "$1/etc/hostname"' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log "$1"/usr/share/doc/* "$1"/usr/share/man/*' \
-  --customize-hook='chroot "$1" systemctl enable systemd-networkd.service >/dev/null 2>&1' \
+  --customize-hook='chroot "$1" systemctl enable systemd-networkd.service systemd-resolved.service >/dev/null 2>&1' \
+  --customize-hook='ln -sf ../run/systemd/resolve/stub-resolv.conf "$1/etc/resolv.conf"' \
   --customize-hook='chroot "$1" systemctl disable ipvsadm.service e2scrub_reap.service e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer >/dev/null 2>&1 || true' \
   "$suite" "$tmp"
 mv "$tmp" "$out"

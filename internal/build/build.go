@@ -40,9 +40,10 @@ func (o Options) step(format string, args ...any) {
 
 // Planned is a plan with the resolved images it was made from.
 type Planned struct {
-	Recipe *recipe.Loaded
-	Plan   plan.Plan
-	Images []images.Resolved
+	Recipe  *recipe.Loaded
+	Plan    plan.Plan
+	Images  []images.Resolved // base and layers, flattened into the root
+	Preload []images.Resolved // images stored on the root for containerd
 }
 
 // MakePlan loads the recipe, pins every input and returns the plan, without building.
@@ -52,11 +53,11 @@ func MakePlan(ctx context.Context, o Options) (*Planned, error) {
 		return nil, err
 	}
 	o.step("resolving inputs")
-	pinned, imgs, err := pin(ctx, o, r)
+	pinned, imgs, preload, err := pin(ctx, o, r)
 	if err != nil {
 		return nil, err
 	}
-	return &Planned{Recipe: r, Plan: plan.Make(r, pinned, o.Output), Images: imgs}, nil
+	return &Planned{Recipe: r, Plan: plan.Make(r, pinned, o.Output), Images: imgs, Preload: preload}, nil
 }
 
 // Build executes the whole pipeline and writes the image.
@@ -83,6 +84,18 @@ func Build(ctx context.Context, o Options) (plan.Plan, error) {
 	boot, err := rootfs.FindBoot(staging)
 	if err != nil {
 		return p.Plan, fmt.Errorf("base image %s: %w", p.Recipe.Recipe.Base, err)
+	}
+	if err := checkKernel(p.Recipe, boot); err != nil {
+		return p.Plan, err
+	}
+	if err := checkVersions(p.Recipe, staging, p.Preload, work); err != nil {
+		return p.Plan, err
+	}
+	if len(p.Preload) > 0 {
+		o.step("preloading %d images", len(p.Preload))
+	}
+	if err := writePreload(work, staging, p.Preload, epoch); err != nil {
+		return p.Plan, err
 	}
 	o.step("making the initramfs (kernel %s)", boot.KernelVersion)
 	initramfs, err := initrd.Build(initrd.Spec{Init: o.Init, ModulesDir: boot.ModulesDir, KernelVersion: boot.KernelVersion})

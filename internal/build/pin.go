@@ -22,11 +22,11 @@ import (
 type v1Image = v1.Image
 
 // pin resolves every input of r to a digest.
-func pin(ctx context.Context, o Options, r *recipe.Loaded) (plan.Pinned, []images.Resolved, error) {
+func pin(ctx context.Context, o Options, r *recipe.Loaded) (plan.Pinned, []images.Resolved, []images.Resolved, error) {
 	var p plan.Pinned
 	rv, err := resolver(o, r)
 	if err != nil {
-		return p, nil, err
+		return p, nil, nil, err
 	}
 	refs := append([]string{r.Recipe.Base}, r.Recipe.Layers...)
 	var resolved []images.Resolved
@@ -37,7 +37,7 @@ func pin(ctx context.Context, o Options, r *recipe.Loaded) (plan.Pinned, []image
 		}
 		res, err := rv.Resolve(ctx, localize(r.Dir, s))
 		if err != nil {
-			return p, nil, fmt.Errorf("%s: %w", role, err)
+			return p, nil, nil, fmt.Errorf("%s: %w", role, err)
 		}
 		res.Ref = s
 		resolved = append(resolved, res)
@@ -47,18 +47,23 @@ func pin(ctx context.Context, o Options, r *recipe.Loaded) (plan.Pinned, []image
 		dir := recipe.Resolve(r.Dir, d)
 		sum, err := rootfs.DigestTree(dir)
 		if err != nil {
-			return p, nil, fmt.Errorf("reading overlay %s: %w", d, err)
+			return p, nil, nil, fmt.Errorf("reading overlay %s: %w", d, err)
 		}
 		p.Overlays = append(p.Overlays, plan.Overlay{Dir: dir, SHA256: sum})
 	}
+	preload, inputs, err := pinPreload(ctx, rv, r)
+	if err != nil {
+		return p, nil, nil, err
+	}
+	p.Images = append(p.Images, inputs...)
 	if p.Files, err = pinFiles(r); err != nil {
-		return p, nil, err
+		return p, nil, nil, err
 	}
 	if p.InitSHA256, err = fileSHA256(o.Init); err != nil {
-		return p, nil, fmt.Errorf("reading kiln-init: %w", err)
+		return p, nil, nil, fmt.Errorf("reading kiln-init: %w", err)
 	}
 	p.SourceDateEpoch, err = sourceDateEpoch(resolved[0].Image)
-	return p, resolved, err
+	return p, resolved, preload, err
 }
 
 // resolver sets up image resolution: command-line mirrors first, then the recipe's.

@@ -59,6 +59,7 @@ type File struct {
 	GID    int
 	Source string // a host path, or "" for inline content
 	Inline []byte
+	Link   string // a symlink's target instead of content
 	SHA256 string
 }
 
@@ -111,6 +112,12 @@ type Pinned struct {
 
 // Make builds the plan for r with its pinned inputs, writing to output.
 func Make(r *recipe.Loaded, p Pinned, output string) Plan {
+	node := r.Recipe.Node
+	var k8sFiles []File
+	if k := r.Recipe.Kubernetes; k != nil {
+		node = kubernetesNode(node, KubernetesDefaults(*k))
+		k8sFiles, _ = kubernetesFiles(*k) // its only error is YAML marshalling of plain maps
+	}
 	pl := Plan{
 		Name:            r.Recipe.Metadata.Name,
 		Recipe:          r.File,
@@ -118,7 +125,7 @@ func Make(r *recipe.Loaded, p Pinned, output string) Plan {
 		SourceDateEpoch: p.SourceDateEpoch,
 		Inputs:          p.Images,
 		Overlays:        p.Overlays,
-		Files:           p.Files,
+		Files:           append(append(nodeFiles(node), k8sFiles...), p.Files...), // the recipe's own files win
 		InitSHA256:      p.InitSHA256,
 		RootSlot:        LabelRootA,
 	}

@@ -35,7 +35,10 @@ func (pl Plan) String() string {
 	fmt.Fprintf(&b, "  init       kiln-init sha256:%s\n\nroot filesystem (squashfs, read-only), written after the layers:\n", short(pl.InitSHA256))
 	for _, f := range pl.Files {
 		src := f.Source
-		if src == "" {
+		switch {
+		case f.Link != "":
+			src = "symlink to " + f.Link
+		case src == "":
 			src = "inline"
 		}
 		fmt.Fprintf(&b, "  %04o %d:%d %s  (%s, sha256:%s)\n", f.Mode, f.UID, f.GID, f.Path, src, short(f.SHA256))

@@ -167,7 +167,24 @@ func checkShape(c *collector, n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.Pointer:
 		checkShape(c, n, t.Elem(), path)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			c.add(path, "must be a mapping, found %s", kindName(n))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := fmt.Sprintf("%s[%q]", path, n.Content[i].Value)
+			c.pos[key] = pos{n.Content[i].Line, n.Content[i].Column}
+			checkShape(c, n.Content[i+1], t.Elem(), key)
+			c.pos[key] = pos{n.Content[i].Line, n.Content[i].Column}
+		}
 	case reflect.String:
+		if t == reflect.TypeOf(Scalar("")) {
+			if n.Kind != yaml.ScalarNode {
+				c.add(path, "must be a single value, found %s", kindName(n))
+			}
+			return
+		}
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
 			c.add(path, "must be a string, found %s%s", kindName(n), quoteHint(n))
 		}

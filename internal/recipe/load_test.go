@@ -71,6 +71,15 @@ func TestLoadRejects(t *testing.T) {
 		{"disk too small", head + "base: a/b:1\ndisk:\n  size: 2GiB\n  root: 1GiB\n", "r.yaml:7:9: disk.size: 2GiB is too small: ESP + 2 root slots + var + GPT need 2414MiB"},
 		{"unknown output", head + "base: a/b:1\noutputs:\n  - format: vhdx\n", `r.yaml:7:13: outputs[0].format: unsupported format "vhdx"; supported: raw`},
 		{"mirror with scheme", head + "base: a/b:1\nmirrors:\n  - prefix: registry.k8s.io\n    location: http://127.0.0.1:5000\n", `r.yaml:8:15: mirrors[0].location: "http://127.0.0.1:5000": give host[:port][/path] without a scheme`},
+		{"swap on", head + "base: a/b:1\nnode:\n  swap: on\n", `r.yaml:7:9: node.swap: "on": only off is supported (Kubernetes nodes run without swap)`},
+		{"bad sysctl key", head + "base: a/b:1\nnode:\n  sysctls:\n    \"net ipv4\": 1\n", `r.yaml:8:5: node.sysctls["net ipv4"]: "net ipv4" is not a sysctl key such as net.ipv4.ip_forward`},
+		{"sysctl value a list", head + "base: a/b:1\nnode:\n  sysctls:\n    net.ipv4.ip_forward: [1]\n", `r.yaml:8:26: node.sysctls["net.ipv4.ip_forward"]: must be a single value, found a list`},
+		{"bad hosts entry", head + "base: a/b:1\nnode:\n  hosts:\n    - ip: 10.0.0.300\n      names: [cp]\n", `r.yaml:8:11: node.hosts[0].ip: "10.0.0.300" is not an IP address`},
+		{"bad cgroup driver", head + "base: a/b:1\nnode:\n  containerRuntime:\n    cgroupDriver: cgroupv1\n", `r.yaml:8:19: node.containerRuntime.cgroupDriver: "cgroupv1": use systemd (as kubelet) or cgroupfs`},
+		{"mirror endpoint not a URL", head + "base: a/b:1\nnode:\n  containerRuntime:\n    registryMirrors:\n      - registry: docker.io\n        endpoints: [mirror.local]\n", `r.yaml:10:21: node.containerRuntime.registryMirrors[0].endpoints[0]: "mirror.local": want an http(s) URL`},
+		{"kubernetes without version", head + "base: a/b:1\nkubernetes:\n  role: control-plane\n", `r.yaml:7:3: kubernetes.version: "": want a release such as v1.37.1`},
+		{"bad kube-proxy mode", head + "base: a/b:1\nkubernetes:\n  version: v1.37.1\n  kubeProxy: {mode: nftables}\n", `r.yaml:8:21: kubernetes.kubeProxy.mode: "nftables": use iptables or ipvs`},
+		{"bad pod subnet", head + "base: a/b:1\nkubernetes:\n  version: v1.37.1\n  networking: {podSubnet: 10.244.0.0}\n", `r.yaml:8:27: kubernetes.networking.podSubnet: "10.244.0.0" is not a CIDR such as 10.244.0.0/16`},
 		{"several at once", head + "base: debian\nfiles:\n  - path: rel\n    content: x\n", "r.yaml:5:7: base: image reference \"debian\" needs a tag or a digest (no implicit :latest)\nr.yaml:7:11: files[0].path: \"rel\" must be absolute (start with /)"},
 	}
 	if len(tests) < 25 {
@@ -154,5 +163,23 @@ func TestSchema(t *testing.T) {
 		if !strings.Contains(string(s), want) {
 			t.Errorf("Schema() lacks %s", want)
 		}
+	}
+}
+
+func TestLoadMirrors(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "m.yaml")
+	os.WriteFile(p, []byte("mirrors:\n  - prefix: registry.k8s.io\n    location: oci-layout:../x\n  - prefix: quay.io\n    location: 127.0.0.1:5000/q\n"), 0o644)
+	ms, err := LoadMirrors(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "oci-layout:" + filepath.Join(filepath.Dir(dir), "x"); len(ms) != 2 || ms[0].Location != want || ms[1].Location != "127.0.0.1:5000/q" {
+		t.Errorf("LoadMirrors() = %+v, want the layout made absolute (%s)", ms, want)
+	}
+	os.WriteFile(p, []byte("mirrors:\n  - prefix: a\n    locaton: b\n"), 0o644)
+	_, err = LoadMirrors(p)
+	if err == nil || !strings.Contains(err.Error(), p+`:3:5: mirrors[0].locaton: unknown field (did you mean "location"?)`) {
+		t.Errorf("LoadMirrors(typo) = %v, want a located unknown-field error", err)
 	}
 }

@@ -40,6 +40,11 @@ func schemaOf(t reflect.Type) map[string]any {
 		return map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 	case reflect.Slice:
 		return map[string]any{"type": "array", "items": schemaOf(t.Elem())}
+	case reflect.Map:
+		if t.Elem().Kind() == reflect.Interface {
+			return map[string]any{"type": "object"}
+		}
+		return map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []string{"string", "number", "boolean"}}}
 	case reflect.Int:
 		return map[string]any{"type": "integer", "minimum": 0}
 	default:

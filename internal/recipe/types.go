@@ -20,7 +20,10 @@ type Recipe struct {
 	Files      []File   `yaml:"files" doc:"Single files written last."`
 	Kernel     Kernel   `yaml:"kernel" doc:"Kernel settings."`
 	Disk       Disk     `yaml:"disk" doc:"Disk and partition sizes."`
-	Outputs    []Output `yaml:"outputs" doc:"What to write; raw when empty."`
+	Node       Node     `yaml:"node" doc:"Node settings: swap, kernel modules, sysctls, hostname, hosts, container runtime."`
+	Kubernetes *Kubernetes `yaml:"kubernetes" doc:"Makes the image a Kubernetes node: kubeadm configuration, preloaded images, first-boot units."`
+	Images     []string    `yaml:"images" doc:"Extra images preloaded into containerd (kiln adds kubeadm's, the CNI's and pause by itself)."`
+	Outputs    []Output    `yaml:"outputs" doc:"What to write; raw when empty."`
 	Mirrors    []Mirror `yaml:"mirrors" doc:"Where to fetch images from instead of their canonical registries (air-gapped builds)."`
 }
 
@@ -61,4 +64,66 @@ type Output struct {
 type Mirror struct {
 	Prefix   string `yaml:"prefix" doc:"Canonical name prefix, e.g. registry.k8s.io or localhost/kiln."`
 	Location string `yaml:"location" doc:"oci-layout:DIR (relative to the recipe) or a registry host[:port][/path]."`
+}
+
+// Node holds what a person configures by hand on a Kubernetes node before kubeadm runs.
+type Node struct {
+	Swap             string            `yaml:"swap" doc:"off (the default): no swap is ever activated; swap units are masked." enum:"off"`
+	Modules          []string          `yaml:"modules" doc:"Kernel modules loaded at boot by systemd-modules-load, before sysctls are applied."`
+	Sysctls          map[string]Scalar `yaml:"sysctls" doc:"Kernel parameters set at boot; each key is checked against the base image's kernel."`
+	Hostname         string            `yaml:"hostname" doc:"Static hostname."`
+	Hosts            []HostEntry       `yaml:"hosts" doc:"Extra /etc/hosts entries."`
+	ContainerRuntime ContainerRuntime  `yaml:"containerRuntime" doc:"containerd's settings."`
+}
+
+// Scalar is a YAML scalar of any type (a number, a boolean or a string), kept as text.
+type Scalar string
+
+// HostEntry is one /etc/hosts line.
+type HostEntry struct {
+	IP    string   `yaml:"ip" doc:"IPv4 or IPv6 address."`
+	Names []string `yaml:"names" doc:"Host names for the address."`
+}
+
+// ContainerRuntime configures containerd.
+type ContainerRuntime struct {
+	CgroupDriver    string           `yaml:"cgroupDriver" doc:"systemd (the default, as kubelet) or cgroupfs." enum:"systemd,cgroupfs"`
+	SandboxImage    string           `yaml:"sandboxImage" doc:"The pause image (default registry.k8s.io/pause:3.10.2, preloaded)."`
+	RegistryMirrors []RegistryMirror `yaml:"registryMirrors" doc:"Mirrors containerd pulls through, written as hosts.toml files."`
+}
+
+// RegistryMirror sends pulls for Registry to Endpoints first.
+type RegistryMirror struct {
+	Registry  string   `yaml:"registry" doc:"Registry host, e.g. docker.io or registry.k8s.io."`
+	Endpoints []string `yaml:"endpoints" doc:"Mirror URLs, e.g. https://mirror.example.com."`
+}
+
+// Kubernetes describes the node's place in a cluster.
+type Kubernetes struct {
+	Version              string         `yaml:"version" doc:"Kubernetes version, e.g. v1.37.1; the binaries and images must match it."`
+	Role                 string         `yaml:"role" doc:"control-plane or worker." enum:"control-plane,worker"`
+	Etcd                 Etcd           `yaml:"etcd" doc:"How etcd runs on a control-plane node."`
+	Networking           Networking     `yaml:"networking" doc:"Cluster networks."`
+	CNI                  string         `yaml:"cni" doc:"flannel (default) or none." enum:"flannel,none"`
+	KubeProxy            KubeProxy      `yaml:"kubeProxy" doc:"kube-proxy settings."`
+	ControlPlaneEndpoint string         `yaml:"controlPlaneEndpoint" doc:"host:port of the API for all nodes (a VIP or DNS name); default the node's address."`
+	ClusterConfiguration map[string]any `yaml:"clusterConfiguration" doc:"Extra kubeadm ClusterConfiguration fields, merged over kiln's."`
+	KubeletConfiguration map[string]any `yaml:"kubeletConfiguration" doc:"Extra KubeletConfiguration fields, merged over kiln's."`
+}
+
+// Etcd says how etcd runs.
+type Etcd struct {
+	Mode string `yaml:"mode" doc:"static-pod (kubeadm's stacked etcd, default) or service (a systemd unit on the host, with TLS)." enum:"static-pod,service"`
+}
+
+// Networking holds the cluster's address ranges.
+type Networking struct {
+	PodSubnet     string `yaml:"podSubnet" doc:"default 10.244.0.0/16 (flannel's)"`
+	ServiceSubnet string `yaml:"serviceSubnet" doc:"default 10.96.0.0/12"`
+	DNSDomain     string `yaml:"dnsDomain" doc:"default cluster.local"`
+}
+
+// KubeProxy holds kube-proxy's mode.
+type KubeProxy struct {
+	Mode string `yaml:"mode" doc:"iptables (default) or ipvs (adds the ip_vs modules)." enum:"iptables,ipvs"`
 }

@@ -2,6 +2,8 @@ package recipe
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -57,7 +59,120 @@ func validate(r *Recipe, file, dir string, where positions) Errors {
 			c.add(fmt.Sprintf("outputs[%d].format", i), "unsupported format %q; supported: %s", o.Format, strings.Join(OutputFormats, ", "))
 		}
 	}
-	for i, m := range r.Mirrors {
+	checkMirrors(c, r.Mirrors)
+	checkNode(c, r.Node)
+	if r.Kubernetes != nil {
+		checkKubernetes(c, *r.Kubernetes)
+	}
+	for i, s := range r.Images {
+		if _, err := ref.Parse(s); err != nil {
+			c.add(fmt.Sprintf("images[%d]", i), "%v", err)
+		}
+	}
+	return c.errs
+}
+
+var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
+
+func checkKubernetes(c *collector, k Kubernetes) {
+	if !versionRE.MatchString(k.Version) {
+		c.add("kubernetes.version", "%q: want a release such as v1.37.1", k.Version)
+	}
+	oneOf := func(field, v string, allowed ...string) {
+		if v != "" && !contains(allowed, v) {
+			c.add(field, "%q: use %s", v, strings.Join(allowed, " or "))
+		}
+	}
+	oneOf("kubernetes.role", k.Role, "control-plane", "worker")
+	oneOf("kubernetes.cni", k.CNI, "flannel", "none")
+	oneOf("kubernetes.kubeProxy.mode", k.KubeProxy.Mode, "iptables", "ipvs")
+	oneOf("kubernetes.etcd.mode", k.Etcd.Mode, "static-pod", "service")
+	if k.Etcd.Mode == "service" {
+		c.add("kubernetes.etcd.mode", "service: etcd as a host service is not implemented yet; use static-pod (kubeadm's stacked etcd)")
+	}
+	for field, v := range map[string]string{"kubernetes.networking.podSubnet": k.Networking.PodSubnet, "kubernetes.networking.serviceSubnet": k.Networking.ServiceSubnet} {
+		if _, _, err := net.ParseCIDR(v); v != "" && err != nil {
+			c.add(field, "%q is not a CIDR such as 10.244.0.0/16", v)
+		}
+	}
+	if e := k.ControlPlaneEndpoint; e != "" {
+		if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
+			c.add("kubernetes.controlPlaneEndpoint", "%q: want host:port, e.g. 10.0.0.10:6443", e)
+		}
+	}
+}
+
+var (
+	moduleRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+	sysctlRE = regexp.MustCompile(`^[a-z0-9_-]+([./][a-zA-Z0-9_*-]+)+$`)
+	hostRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+)
+
+func checkNode(c *collector, n Node) {
+	if n.Swap != "" && n.Swap != "off" {
+		c.add("node.swap", "%q: only off is supported (Kubernetes nodes run without swap)", n.Swap)
+	}
+	for i, m := range n.Modules {
+		if !moduleRE.MatchString(m) {
+			c.add(fmt.Sprintf("node.modules[%d]", i), "%q is not a module name", m)
+		}
+	}
+	for k, v := range n.Sysctls {
+		p := fmt.Sprintf("node.sysctls[%q]", k)
+		if !sysctlRE.MatchString(k) {
+			c.add(p, "%q is not a sysctl key such as net.ipv4.ip_forward", k)
+		}
+		if strings.ContainsAny(string(v), "\n=") {
+			c.add(p, "value %q must be one line without '='", v)
+		}
+	}
+	if n.Hostname != "" && !hostRE.MatchString(n.Hostname) {
+		c.add("node.hostname", "%q is not a valid host name", n.Hostname)
+	}
+	for i, h := range n.Hosts {
+		p := fmt.Sprintf("node.hosts[%d]", i)
+		if net.ParseIP(h.IP) == nil {
+			c.add(p+".ip", "%q is not an IP address", h.IP)
+		}
+		if len(h.Names) == 0 {
+			c.add(p+".names", "required")
+		}
+		for j, name := range h.Names {
+			if !hostRE.MatchString(name) {
+				c.add(fmt.Sprintf("%s.names[%d]", p, j), "%q is not a valid host name", name)
+			}
+		}
+	}
+	checkRuntime(c, n.ContainerRuntime)
+}
+
+func checkRuntime(c *collector, cr ContainerRuntime) {
+	if d := cr.CgroupDriver; d != "" && d != "systemd" && d != "cgroupfs" {
+		c.add("node.containerRuntime.cgroupDriver", "%q: use systemd (as kubelet) or cgroupfs", d)
+	}
+	if cr.SandboxImage != "" {
+		if _, err := ref.Parse(cr.SandboxImage); err != nil {
+			c.add("node.containerRuntime.sandboxImage", "%v", err)
+		}
+	}
+	for i, m := range cr.RegistryMirrors {
+		p := fmt.Sprintf("node.containerRuntime.registryMirrors[%d]", i)
+		if m.Registry == "" || strings.ContainsAny(m.Registry, "/ ") {
+			c.add(p+".registry", "%q: give a registry host such as docker.io", m.Registry)
+		}
+		if len(m.Endpoints) == 0 {
+			c.add(p+".endpoints", "required")
+		}
+		for j, e := range m.Endpoints {
+			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				c.add(fmt.Sprintf("%s.endpoints[%d]", p, j), "%q: want an http(s) URL", e)
+			}
+		}
+	}
+}
+
+func checkMirrors(c *collector, mirrors []Mirror) {
+	for i, m := range mirrors {
 		p := fmt.Sprintf("mirrors[%d]", i)
 		if m.Prefix == "" {
 			c.add(p+".prefix", "required")
@@ -66,7 +181,6 @@ func validate(r *Recipe, file, dir string, where positions) Errors {
 			c.add(p+".location", "%v", err)
 		}
 	}
-	return c.errs
 }
 
 func checkRef(c *collector, field, s, dir string) {

@@ -120,6 +120,13 @@ func DigestTree(src string) (string, error) {
 func WriteFiles(files []plan.File, root string, epoch time.Time) error {
 	t := &tree{root: root}
 	for _, f := range files {
+		if f.Link != "" {
+			h := &tar.Header{Typeflag: tar.TypeSymlink, Name: f.Path, Linkname: f.Link, ModTime: epoch}
+			if err := t.write(h, nil); err != nil {
+				return fmt.Errorf("writing %s: %w", f.Path, err)
+			}
+			continue
+		}
 		content := f.Inline
 		if f.Source != "" {
 			var err error

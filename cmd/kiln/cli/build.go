@@ -11,31 +11,63 @@ import (
 	"github.com/kiln-dev/kiln/images"
 	"github.com/kiln-dev/kiln/internal/build"
 	"github.com/kiln-dev/kiln/internal/exitcode"
+	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
 // buildFlags are shared by build and plan.
 type buildFlags struct {
-	output   string
-	mirrors  []string
-	cacheDir string
-	workDir  string
+	output      string
+	mirrors     []string
+	mirrorFiles []string
+	cacheDir    string
+	workDir     string
 }
 
 func (f *buildFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.output, "out", "o", "", "output image path (default out/<name>.raw)")
-	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "PREFIX=LOCATION: fetch images named PREFIX/... from LOCATION (oci-layout:DIR or host[:port][/path]); repeatable")
+	f.registerMirrors(cmd)
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "image cache (default $XDG_CACHE_HOME/kiln; - for none)")
 	cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where to stage the root tree (default: /dev/shm if it has 8 GiB free, else $TMPDIR)")
 }
 
+func (f *buildFlags) registerMirrors(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "PREFIX=LOCATION: fetch images named PREFIX/... from LOCATION (oci-layout:DIR or host[:port][/path]); repeatable")
+	cmd.Flags().StringArrayVar(&f.mirrorFiles, "mirrors", nil, "a YAML file of mirrors (as the recipe's mirrors field), e.g. recipes/mirrors.yaml; repeatable")
+}
+
 func (f *buildFlags) options(recipePath string) (build.Options, error) {
 	o := build.Options{Recipe: recipePath, Output: f.output, CacheDir: f.cacheDir, WorkDir: f.workDir}
+	for _, file := range f.mirrorFiles {
+		ms, err := recipe.LoadMirrors(file)
+		if err != nil {
+			return o, err
+		}
+		for _, m := range ms {
+			o.Mirrors = append(o.Mirrors, images.Mirror{Prefix: m.Prefix, Location: m.Location})
+		}
+	}
 	for _, m := range f.mirrors {
 		prefix, loc, ok := strings.Cut(m, "=")
 		if !ok || prefix == "" || loc == "" {
 			return o, exitcode.UsageError{Err: fmt.Errorf("--mirror %q: want PREFIX=LOCATION", m)}
 		}
 		o.Mirrors = append(o.Mirrors, images.Mirror{Prefix: prefix, Location: absLocation(loc)})
+	}
+	return o, nil
+}
+
+// recipeOptions are the options to build or plan the recipe at path: flags, kiln-init, and
+// the default output path.
+func (f *buildFlags) recipeOptions(path string) (build.Options, error) {
+	o, err := f.options(path)
+	if err != nil {
+		return o, err
+	}
+	if o.Init, err = initBinary(); err != nil {
+		return o, err
+	}
+	if o.Output == "" {
+		o.Output = defaultOutput(path)
 	}
 	return o, nil
 }
@@ -49,15 +81,9 @@ func newBuildCmd(g *globals) *cobra.Command {
   kiln build recipes/minimal.yaml --mirror localhost/kiln=oci-layout:out/oci`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			o, err := f.options(a[0])
+			o, err := f.recipeOptions(a[0])
 			if err != nil {
 				return err
-			}
-			if o.Init, err = initBinary(); err != nil {
-				return err
-			}
-			if o.Output == "" {
-				o.Output = defaultOutput(a[0])
 			}
 			o.Progress = g.progress()
 			start := time.Now()

@@ -58,7 +58,7 @@ func newImagesImportCmd(g *globals) *cobra.Command {
 
 func newImagesSaveCmd(g *globals) *cobra.Command {
 	var layoutDir string
-	var mirrors []string
+	f := buildFlags{}
 	cmd := &cobra.Command{
 		Use:   "save REF... -o LAYOUT",
 		Short: "Copy images from registries, layouts or archives into an OCI layout",
@@ -66,7 +66,6 @@ func newImagesSaveCmd(g *globals) *cobra.Command {
   kiln build recipe.yaml --mirror registry.k8s.io=oci-layout:mirror/`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			f := buildFlags{mirrors: mirrors}
 			o, err := f.options("")
 			if err != nil {
 				return err
@@ -88,7 +87,7 @@ func newImagesSaveCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&layoutDir, "out", "o", "", "OCI layout directory (required)")
-	cmd.Flags().StringArrayVar(&mirrors, "mirror", nil, "PREFIX=LOCATION mirror, as for build")
+	f.registerMirrors(cmd)
 	cmd.MarkFlagRequired("out")
 	return cmd
 }

@@ -19,15 +19,9 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Example: `  kiln plan recipes/minimal.yaml --mirror localhost/kiln=oci-layout:out/oci`,
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			o, err := f.options(a[0])
+			o, err := f.recipeOptions(a[0])
 			if err != nil {
 				return err
-			}
-			if o.Init, err = initBinary(); err != nil {
-				return err
-			}
-			if o.Output == "" {
-				o.Output = defaultOutput(a[0])
 			}
 			p, err := build.MakePlan(cmd.Context(), o)
 			if err != nil {

@@ -1,0 +1,236 @@
+package supply
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/internal/plan"
+)
+
+// supplyDir is the built supply (make supply; make test sets KILN_SUPPLY).
+func supplyDir(t *testing.T) string {
+	t.Helper()
+	d := os.Getenv("KILN_SUPPLY")
+	if d == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("KILN_SUPPLY is not set: run the tests with `make test`")
+		}
+		t.Skip("KILN_SUPPLY is not set: run the tests with `make test`")
+	}
+	return d
+}
+
+func binary(t *testing.T, component, name string) string {
+	t.Helper()
+	return filepath.Join(supplyDir(t), "bin", component, name)
+}
+
+func TestBinariesReportPinnedVersions(t *testing.T) {
+	tests := []struct {
+		component, name string
+		args            []string
+		want            string
+	}{
+		{"kubernetes", "kubeadm", []string{"version", "-o", "short"}, KubernetesVersion},
+		{"kubernetes", "kube-apiserver", []string{"--version"}, "Kubernetes " + KubernetesVersion},
+		{"kubernetes", "kube-controller-manager", []string{"--version"}, "Kubernetes " + KubernetesVersion},
+		{"kubernetes", "kube-scheduler", []string{"--version"}, "Kubernetes " + KubernetesVersion},
+		{"kubernetes", "kube-proxy", []string{"--version"}, "Kubernetes " + KubernetesVersion},
+		{"kubernetes", "kubelet", []string{"--version"}, "Kubernetes " + KubernetesVersion},
+		{"kubernetes", "kubectl", []string{"version", "--client"}, "Client Version: " + KubernetesVersion},
+		{"etcd", "etcd", []string{"--version"}, "etcd Version: " + EtcdVersion[1:]},
+		{"etcdctl", "etcdctl", []string{"version"}, "etcdctl version: " + EtcdVersion[1:]},
+		{"etcdutl", "etcdutl", []string{"version"}, "etcdutl version: " + EtcdVersion[1:]},
+		{"containerd", "containerd", []string{"--version"}, ContainerdVersion},
+		{"containerd", "ctr", []string{"--version"}, ContainerdVersion},
+		{"runc", "runc", []string{"--version"}, "runc version " + RuncVersion[1:]},
+		{"crictl", "crictl", []string{"--version"}, CrictlVersion},
+		{"coredns", "coredns", []string{"-version"}, "CoreDNS-" + CoreDNSVersion[1:]},
+		{"flannel", "flanneld", []string{"--version"}, FlannelVersion},
+		{"pause", "pause", []string{"-v"}, "pause.c v" + PauseVersion},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _ := exec.Command(binary(t, tt.component, tt.name), tt.args...).CombinedOutput()
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("%s %s printed %q, want it to contain %q", tt.name, strings.Join(tt.args, " "), out, tt.want)
+			}
+		})
+	}
+	for _, p := range []string{"bridge", "loopback", "host-local", "portmap"} {
+		if _, err := os.Stat(binary(t, "cni-plugins", p)); err != nil {
+			t.Errorf("CNI plugin %s: %v", p, err)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func start(t *testing.T, ctx context.Context, log string, name string, args ...string) {
+	t.Helper()
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); f.Close() })
+}
+
+// TestEtcdAndAPIServerServe starts the built etcd on loopback with a temporary data directory
+// and the built kube-apiserver against it, and waits for /readyz to answer ok.
+func TestEtcdAndAPIServerServe(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client, peer, secure := freePort(t), freePort(t), freePort(t)
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", client)
+	start(t, ctx, filepath.Join(dir, "etcd.log"), binary(t, "etcd", "etcd"),
+		"--data-dir", filepath.Join(dir, "etcd"), "--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer), "--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer),
+		"--initial-cluster", fmt.Sprintf("default=http://127.0.0.1:%d", peer))
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	os.WriteFile(filepath.Join(dir, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
+	start(t, ctx, filepath.Join(dir, "apiserver.log"), binary(t, "kubernetes", "kube-apiserver"),
+		"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(secure),
+		"--cert-dir", filepath.Join(dir, "certs"), "--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", filepath.Join(dir, "sa.pub"), "--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
+		"--service-cluster-ip-range", "10.96.0.0/12", "--authorization-mode", "RBAC")
+
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	deadline := time.Now().Add(90 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d/readyz", secure))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && string(b) == "ok" {
+				return
+			}
+			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	logs, _ := os.ReadFile(filepath.Join(dir, "apiserver.log"))
+	t.Fatalf("kube-apiserver /readyz never said ok (last: %s)\n%s", last, tail(string(logs), 3000))
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// layoutNames lists the canonical names in the supply's layout.
+func layoutNames(t *testing.T) map[string]bool {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(Layout(supplyDir(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, d := range im.Manifests {
+		names[d.Annotations[images.AnnotationContainerName]] = true
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate.Image(img); err != nil {
+			t.Errorf("%s fails validation: %v", d.Annotations[images.AnnotationContainerName], err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil || cf.OS != "linux" || cf.Architecture != "amd64" {
+			t.Errorf("%s: platform %s/%s (%v), want linux/amd64", d.Annotations[images.AnnotationContainerName], cf.OS, cf.Architecture, err)
+		}
+	}
+	return names
+}
+
+// TestLayoutHoldsWhatKubeadmAsksFor validates every image and checks that each image
+// `kubeadm config images list` names (for the kubeadm configuration kiln generates, which pins
+// etcd's and CoreDNS's tags) is in the layout.
+func TestLayoutHoldsWhatKubeadmAsksFor(t *testing.T) {
+	names := layoutNames(t)
+	cfg := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	os.WriteFile(cfg, []byte(KubeadmImageConfig()), 0o644)
+	out, err := exec.Command(binary(t, "kubernetes", "kubeadm"), "config", "images", "list", "--config", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubeadm config images list: %v\n%s", err, out)
+	}
+	want := strings.Fields(string(out))
+	if len(want) < 6 {
+		t.Fatalf("kubeadm listed %v", want)
+	}
+	for _, w := range want {
+		if !names[w] {
+			t.Errorf("kubeadm wants %s; the layout lacks it", w)
+		}
+	}
+	for _, extra := range []string{FlannelRegistry + "/flannel:" + FlannelVersion, LocalRegistry + "/kubernetes-node:" + KubernetesVersion,
+		LocalRegistry + "/containerd:" + ContainerdVersion, LocalRegistry + "/etcd:" + EtcdVersion} {
+		if !names[extra] {
+			t.Errorf("the layout lacks %s", extra)
+		}
+	}
+}
+
+// TestPlanAgreesWithSupply: the image tags the plan writes into kubeadm's configuration and
+// preloads are the ones this supply builds.
+func TestPlanAgreesWithSupply(t *testing.T) {
+	pairs := [][2]string{
+		{plan.EtcdImageTag, EtcdImageTag},
+		{plan.CoreDNSImageTag, CoreDNSVersion},
+		{plan.FlannelImage, FlannelRegistry + "/flannel:" + FlannelVersion},
+		{plan.FlannelCNIImage, FlannelRegistry + "/flannel-cni-plugin:" + FlannelCNIVersion},
+		{plan.DefaultSandboxImage, K8sRegistry + "/pause:" + PauseVersion},
+	}
+	for _, p := range pairs {
+		if p[0] != p[1] {
+			t.Errorf("plan says %s, the supply builds %s", p[0], p[1])
+		}
+	}
+}

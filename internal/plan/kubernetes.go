@@ -1,0 +1,195 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v4"
+
+	"github.com/kiln-dev/kiln/internal/recipe"
+)
+
+// Pinned companions of Kubernetes v1.37 that kiln's supply builds (images/supply/versions.go
+// holds the same numbers for the supply; the recipe may override through clusterConfiguration).
+const (
+	EtcdImageTag    = "3.7.3-0"
+	CoreDNSImageTag = "v1.14.6"
+	FlannelImage    = "docker.io/flannel/flannel:v0.28.10"
+	FlannelCNIImage = "docker.io/flannel/flannel-cni-plugin:v0.9.1"
+	K8sRegistry     = "registry.k8s.io"
+)
+
+// Paths of what a Kubernetes image carries.
+const (
+	KubeadmConfigPath = "/etc/kiln/kubeadm.yaml"
+	FirstBootScript   = "/usr/lib/kiln/kiln-node-up"
+	FlannelManifest   = "/usr/lib/kiln/flannel.yaml"
+	PreloadArchive    = "/usr/share/kiln/images/preload.tar"
+	PreloadDigestFile = "/usr/share/kiln/images/preload.sha256"
+)
+
+// KubernetesDefaults fills the recipe's defaults.
+func KubernetesDefaults(k recipe.Kubernetes) recipe.Kubernetes {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&k.Role, "control-plane")
+	def(&k.Etcd.Mode, "static-pod")
+	def(&k.CNI, "flannel")
+	def(&k.KubeProxy.Mode, "iptables")
+	def(&k.Networking.PodSubnet, "10.244.0.0/16")
+	def(&k.Networking.ServiceSubnet, "10.96.0.0/12")
+	def(&k.Networking.DNSDomain, "cluster.local")
+	return k
+}
+
+// PreloadImages lists every image a node of k needs on disk before kubelet starts.
+func PreloadImages(k recipe.Kubernetes, extra []string) []string {
+	k = KubernetesDefaults(k)
+	imgs := []string{K8sRegistry + "/pause:3.10.2", K8sRegistry + "/kube-proxy:" + k.Version}
+	if k.Role == "control-plane" {
+		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+			imgs = append(imgs, K8sRegistry+"/"+c+":"+k.Version)
+		}
+		imgs = append(imgs, K8sRegistry+"/coredns/coredns:"+CoreDNSImageTag)
+		if k.Etcd.Mode == "static-pod" {
+			imgs = append(imgs, K8sRegistry+"/etcd:"+EtcdImageTag)
+		}
+	}
+	if k.CNI == "flannel" {
+		imgs = append(imgs, FlannelImage, FlannelCNIImage)
+	}
+	imgs = append(imgs, extra...)
+	sort.Strings(imgs)
+	return dedup(imgs)
+}
+
+func dedup(s []string) []string {
+	var out []string
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// kubernetesFiles are the files that make the image a node: the kubeadm configuration, the
+// first-boot program and its unit, the CNI manifest, the modules and sysctls kubelet needs,
+// and the units enabled at boot.
+func kubernetesFiles(k recipe.Kubernetes) ([]File, error) {
+	k = KubernetesDefaults(k)
+	cfg, err := kubeadmConfig(k)
+	if err != nil {
+		return nil, err
+	}
+	fs := []File{
+		inline(KubeadmConfigPath, 0o644, cfg),
+		inline(FirstBootScript, 0o755, nodeUpScript(k)),
+		inline("/usr/lib/systemd/system/kiln-node-up.service", 0o644, nodeUpUnit),
+		inline("/etc/systemd/system/kubelet.service.d/20-kiln.conf", 0o644, kubeletDropIn),
+	}
+	if k.CNI == "flannel" {
+		fs = append(fs, inline(FlannelManifest, 0o644, flannelManifest(k.Networking.PodSubnet)))
+	}
+	for _, u := range []string{"containerd.service", "kubelet.service", "kiln-node-up.service"} {
+		fs = append(fs, File{Path: "/etc/systemd/system/multi-user.target.wants/" + u, Link: "/usr/lib/systemd/system/" + u, Mode: 0o777})
+	}
+	return fs, nil
+}
+
+// kubeadmConfig writes kubeadm's InitConfiguration, ClusterConfiguration, KubeletConfiguration
+// and KubeProxyConfiguration for k, with the recipe's passthrough fields merged in.
+func kubeadmConfig(k recipe.Kubernetes) (string, error) {
+	cluster := map[string]any{
+		"apiVersion":        "kubeadm.k8s.io/v1beta4",
+		"kind":              "ClusterConfiguration",
+		"kubernetesVersion": k.Version,
+		"imageRepository":   K8sRegistry,
+		"networking": map[string]any{
+			"podSubnet": k.Networking.PodSubnet, "serviceSubnet": k.Networking.ServiceSubnet, "dnsDomain": k.Networking.DNSDomain,
+		},
+		"dns":  map[string]any{"imageTag": CoreDNSImageTag},
+		// so that a forwarded port (kiln run -p 6443:6443) reaches the API with a valid name
+		"apiServer": map[string]any{"certSANs": []any{"127.0.0.1", "localhost"}},
+		"etcd": map[string]any{"local": map[string]any{"imageTag": EtcdImageTag}},
+	}
+	if k.ControlPlaneEndpoint != "" {
+		cluster["controlPlaneEndpoint"] = k.ControlPlaneEndpoint
+	}
+	merge(cluster, k.ClusterConfiguration)
+	kubelet := map[string]any{
+		"apiVersion":   "kubelet.config.k8s.io/v1beta1",
+		"kind":         "KubeletConfiguration",
+		"cgroupDriver": "systemd",
+		"failSwapOn":   true,
+	}
+	merge(kubelet, k.KubeletConfiguration)
+	docs := []map[string]any{
+		{
+			"apiVersion": "kubeadm.k8s.io/v1beta4",
+			"kind":       "InitConfiguration",
+			"nodeRegistration": map[string]any{
+				"criSocket":       "unix:///run/containerd/containerd.sock",
+				"imagePullPolicy": "IfNotPresent",
+			},
+		},
+		cluster, kubelet,
+		{"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration", "mode": k.KubeProxy.Mode},
+	}
+	var parts []string
+	for _, d := range docs {
+		b, err := yaml.Marshal(d)
+		if err != nil {
+			return "", fmt.Errorf("writing the kubeadm configuration: %w", err)
+		}
+		parts = append(parts, string(b))
+	}
+	return "# Written by kiln from the recipe's kubernetes section.\n" + strings.Join(parts, "---\n"), nil
+}
+
+// merge lays over's fields onto base, recursing into mappings.
+func merge(base, over map[string]any) {
+	for k, v := range over {
+		if bm, ok := base[k].(map[string]any); ok {
+			if om, ok := v.(map[string]any); ok {
+				merge(bm, om)
+				continue
+			}
+		}
+		base[k] = v
+	}
+}
+
+// kubernetesNode adds what kubelet and kube-proxy need to the node settings: swap off, the
+// overlay and br_netfilter modules (ip_vs ones for ipvs), bridged traffic through iptables and
+// IP forwarding, and containerd with the systemd cgroup driver.
+func kubernetesNode(n recipe.Node, k recipe.Kubernetes) recipe.Node {
+	n.Swap = "off"
+	mods := []string{"overlay", "br_netfilter"}
+	if k.KubeProxy.Mode == "ipvs" {
+		mods = append(mods, "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack")
+	}
+	have := map[string]bool{}
+	for _, m := range n.Modules {
+		have[m] = true
+	}
+	n.Modules = append([]string{}, n.Modules...)
+	for _, m := range mods {
+		if !have[m] {
+			n.Modules = append(n.Modules, m)
+		}
+	}
+	sysctls := map[string]recipe.Scalar{"net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1", "net.ipv4.ip_forward": "1"}
+	for key, v := range n.Sysctls {
+		sysctls[key] = v
+	}
+	n.Sysctls = sysctls
+	if n.ContainerRuntime.CgroupDriver == "" {
+		n.ContainerRuntime.CgroupDriver = "systemd"
+	}
+	return n
+}

@@ -1,0 +1,234 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kiln-dev/kiln/internal/recipe"
+)
+
+const nodeUpUnit = `[Unit]
+Description=kiln: bring this node into its Kubernetes cluster
+Wants=network-online.target containerd.service
+After=network-online.target containerd.service systemd-sysctl.service systemd-modules-load.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/lib/kiln/kiln-node-up
+TimeoutStartSec=infinity
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+`
+
+const kubeletDropIn = `# Written by kiln: kubelet needs containerd up first.
+[Unit]
+Wants=containerd.service
+After=containerd.service
+`
+
+// nodeUpScript is the first-boot program. Every step checks before it acts, so a power cut at
+// any point converges at the next boot, and nothing is ever reset once kubeadm init has
+// finished (the marker /var/lib/kiln/init-done).
+func nodeUpScript(k recipe.Kubernetes) string {
+	var b strings.Builder
+	b.WriteString(`#!/bin/sh
+# Written by kiln: brings this node into its cluster at every boot, idempotently.
+set -eu
+export KUBECONFIG=/etc/kubernetes/admin.conf
+state=/var/lib/kiln
+mkdir -p "$state"
+say() { echo "kiln: $*"; }
+wait_for() { # seconds command...
+	n=$1; shift
+	until "$@" >/dev/null 2>&1; do
+		n=$((n - 1)); [ "$n" -gt 0 ] || return 1
+		sleep 1
+	done
+}
+
+want=$(cat ` + PreloadDigestFile + `)
+if [ "$(cat "$state/preloaded" 2>/dev/null || true)" != "$want" ]; then
+	say "importing preloaded images"
+	ctr -n k8s.io images import --all-platforms ` + PreloadArchive + ` >/dev/null
+	echo "$want" > "$state/preloaded"
+fi
+say "images preloaded ($(ctr -n k8s.io images ls -q | grep -vc '^sha256:') images)"
+`)
+	if k.Role != "control-plane" {
+		b.WriteString(`
+if [ ! -f /etc/kubernetes/kubelet.conf ]; then
+	if [ -f /etc/kiln/kubeadm-join.yaml ]; then
+		say "kubeadm join"
+		kubeadm join --config /etc/kiln/kubeadm-join.yaml
+	else
+		say "worker waiting for a join configuration (/etc/kiln/kubeadm-join.yaml, from the per-node config)"
+		exit 0
+	fi
+fi
+say "node joined"
+`)
+		return b.String()
+	}
+	b.WriteString(`
+healthy_etcd() { curl -sf http://127.0.0.1:2381/health | grep -q '"health":"true"'; }
+ready_api() { curl -ksf https://127.0.0.1:6443/readyz | grep -qx ok; }
+
+if [ ! -f "$state/init-done" ] && [ -f /etc/kubernetes/admin.conf ] && wait_for 300 ready_api; then
+	touch "$state/init-done" # kubeadm init finished before an interruption
+fi
+if [ ! -f "$state/init-done" ]; then
+	if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ] || [ -d /var/lib/etcd/member ]; then
+		say "an interrupted first boot left a partial control plane: resetting it"
+		kubeadm reset -f >/dev/null 2>&1 || true
+		rm -rf /var/lib/etcd/member
+	fi
+	say "kubeadm init"
+	kubeadm init --config ` + KubeadmConfigPath + ` --skip-token-print
+	touch "$state/init-done"
+fi
+wait_for 900 healthy_etcd && say "etcd healthy"
+wait_for 900 ready_api && say "apiserver ready"
+`)
+	if k.CNI == "flannel" {
+		b.WriteString(`
+cni=$(sha256sum ` + FlannelManifest + ` | cut -d' ' -f1)
+if [ "$(cat "$state/cni" 2>/dev/null || true)" != "$cni" ]; then
+	kubectl apply -f ` + FlannelManifest + ` >/dev/null
+	echo "$cni" > "$state/cni"
+fi
+say "CNI applied (flannel)"
+`)
+	}
+	b.WriteString(`
+node=$(hostname | tr 'A-Z' 'a-z')
+wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && say "node Ready"
+`)
+	return b.String()
+}
+
+// flannelManifest is flannel's kube-flannel.yml for the pod network, with the images the
+// supply builds. Its CNI plugin is already in the image (/opt/cni/bin is read-only), so the
+// upstream init container that copies it is left out.
+func flannelManifest(podSubnet string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: kube-flannel
+  labels:
+    k8s-app: flannel
+    pod-security.kubernetes.io/enforce: privileged
+---
+kind: ClusterRole
+apiVersion: rbac.authorization.k8s.io/v1
+metadata:
+  name: flannel
+rules:
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["nodes/status"]
+  verbs: ["patch"]
+---
+kind: ClusterRoleBinding
+apiVersion: rbac.authorization.k8s.io/v1
+metadata:
+  name: flannel
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: flannel
+subjects:
+- kind: ServiceAccount
+  name: flannel
+  namespace: kube-flannel
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: flannel
+  namespace: kube-flannel
+---
+kind: ConfigMap
+apiVersion: v1
+metadata:
+  name: kube-flannel-cfg
+  namespace: kube-flannel
+data:
+  cni-conf.json: |
+    {
+      "name": "cbr0",
+      "cniVersion": "0.3.1",
+      "plugins": [
+        {"type": "flannel", "delegate": {"hairpinMode": true, "isDefaultGateway": true}},
+        {"type": "portmap", "capabilities": {"portMappings": true}}
+      ]
+    }
+  net-conf.json: |
+    {"Network": %q, "Backend": {"Type": "vxlan"}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kube-flannel-ds
+  namespace: kube-flannel
+  labels:
+    app: flannel
+spec:
+  selector:
+    matchLabels:
+      app: flannel
+  template:
+    metadata:
+      labels:
+        app: flannel
+    spec:
+      hostNetwork: true
+      priorityClassName: system-node-critical
+      serviceAccountName: flannel
+      tolerations:
+      - operator: Exists
+        effect: NoSchedule
+      initContainers:
+      - name: install-cni
+        image: %s
+        command: ["cp"]
+        args: ["-f", "/etc/kube-flannel/cni-conf.json", "/etc/cni/net.d/10-flannel.conflist"]
+        volumeMounts:
+        - {name: cni, mountPath: /etc/cni/net.d}
+        - {name: flannel-cfg, mountPath: /etc/kube-flannel/}
+      containers:
+      - name: kube-flannel
+        image: %s
+        command: ["/opt/bin/flanneld"]
+        args: ["--ip-masq", "--kube-subnet-mgr"]
+        resources:
+          requests: {cpu: 100m, memory: 50Mi}
+        securityContext:
+          privileged: false
+          capabilities:
+            add: ["NET_ADMIN", "NET_RAW"]
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        - {name: EVENT_QUEUE_DEPTH, value: "5000"}
+        volumeMounts:
+        - {name: run, mountPath: /run/flannel}
+        - {name: flannel-cfg, mountPath: /etc/kube-flannel/}
+        - {name: xtables-lock, mountPath: /run/xtables.lock}
+      volumes:
+      - {name: run, hostPath: {path: /run/flannel}}
+      - {name: cni, hostPath: {path: /etc/cni/net.d}}
+      - {name: flannel-cfg, configMap: {name: kube-flannel-cfg}}
+      - {name: xtables-lock, hostPath: {path: /run/xtables.lock, type: FileOrCreate}}
+`, podSubnet, FlannelImage, FlannelImage)
+}

@@ -1,0 +1,54 @@
+package qemutests
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kiln-dev/kiln/internal/inspect"
+)
+
+// TestEveryRecipeBuilds builds each recipe in recipes/ and checks its root file system holds
+// what its layers promise. (minimal is also booted, by Q1.)
+func TestEveryRecipeBuilds(t *testing.T) {
+	want := map[string][]string{
+		"minimal":         {"/usr/lib/systemd/systemd", "/etc/hostname"},
+		"kubernetes-node": {"/usr/bin/kubelet", "/usr/bin/kubeadm", "/usr/bin/kubectl", "/usr/bin/crictl", "/usr/bin/containerd", "/usr/sbin/runc", "/opt/cni/bin/bridge", "/opt/cni/bin/flannel", "/usr/bin/etcd", "/etc/systemd/system/multi-user.target.wants/containerd.service"},
+	}
+	recipes, _ := filepath.Glob(filepath.Join(repoRoot(), "recipes", "*.yaml"))
+	for _, r := range recipes {
+		name := strings.TrimSuffix(filepath.Base(r), ".yaml")
+		if name == "mirrors" {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			img := buildRecipe(t, name)
+			rep, err := inspect.Image(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var offset int64
+			for _, p := range rep.Partitions {
+				if p.Label == "root-a" {
+					offset = p.Start
+				}
+			}
+			out, err := exec.Command("unsquashfs", "-o", strconv.FormatInt(offset, 10), "-lls", img).CombinedOutput()
+			if err != nil {
+				t.Fatalf("unsquashfs: %v\n%s", err, out)
+			}
+			listing := string(out)
+			files, ok := want[name]
+			if !ok {
+				t.Fatalf("recipes/%s.yaml has no expectations here: add them", name)
+			}
+			for _, f := range files {
+				if !strings.Contains(listing, "squashfs-root"+f) {
+					t.Errorf("%s: root lacks %s", name, f)
+				}
+			}
+		})
+	}
+}
