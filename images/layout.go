@@ -71,7 +71,8 @@ func (q layoutQuery) matches(d v1.Descriptor) bool {
 	refName := d.Annotations[AnnotationRefName]
 	switch {
 	case q.name != "":
-		return d.Annotations[AnnotationContainerName] == q.name || refName == q.name
+		want := canonical(q.name)
+		return canonical(d.Annotations[AnnotationContainerName]) == want || canonical(refName) == want
 	case q.tag != "":
 		return refName == q.tag || strings.HasSuffix(refName, ":"+q.tag)
 	}
@@ -143,6 +144,15 @@ func byName(canonical string) func(v1.Descriptor) bool {
 	return func(d v1.Descriptor) bool {
 		return d.Annotations[AnnotationContainerName] == canonical || d.Annotations[AnnotationRefName] == canonical
 	}
+}
+
+// canonical spells a registry name fully (docker.io/x:1 and index.docker.io/x:1 are one).
+func canonical(s string) string {
+	r, err := ref.Parse(s)
+	if err != nil || r.Transport != ref.Registry {
+		return s
+	}
+	return r.Name
 }
 
 func canonicalName(s string) string {

@@ -23,13 +23,13 @@ type Component struct {
 	Name          string
 	Module        string
 	Version       string
-	Packages      []string          // main packages, relative to the module root
-	Tags          []string          // build tags
-	LDFlags       string            // version stamps and link options
-	CGO           bool              // needs cgo (runc: libseccomp)
-	BuildMode     string            // e.g. pie
-	LocalReplaces map[string]string // module prefix -> version replacing a "=> ./" or "=> ../" replace
-	Rename        map[string]string // built binary name -> installed name
+	Packages      []string            // main packages, relative to the module root
+	Tags          []string            // build tags
+	LDFlags       string              // version stamps and link options
+	CGO           bool                // needs cgo (runc: libseccomp)
+	BuildMode     string              // e.g. pie
+	LocalReplaces map[string]string   // module prefix -> version replacing a "=> ./" or "=> ../" replace
+	Rename        map[string]string   // built binary name -> installed name
 	DropLines     map[string][]string // file -> lines to delete (imports whose modules the proxy lacks)
 }
 

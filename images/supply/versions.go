@@ -90,7 +90,7 @@ func components() []Component {
 			// kiln uses the vxlan backend. Tencent Cloud VPC's SDK is not on the module proxy, and
 			// the udp backend needs cgo: both are left out.
 			DropLines: map[string][]string{"main.go": {`_ "github.com/flannel-io/flannel/pkg/backend/tencentvpc"`, `_ "github.com/flannel-io/flannel/pkg/backend/udp"`}},
-			LDFlags: "-X github.com/flannel-io/flannel/pkg/version.Version=" + FlannelVersion,
+			LDFlags:   "-X github.com/flannel-io/flannel/pkg/version.Version=" + FlannelVersion,
 		},
 	}
 }

@@ -112,10 +112,10 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 		"networking": map[string]any{
 			"podSubnet": k.Networking.PodSubnet, "serviceSubnet": k.Networking.ServiceSubnet, "dnsDomain": k.Networking.DNSDomain,
 		},
-		"dns":  map[string]any{"imageTag": CoreDNSImageTag},
+		"dns": map[string]any{"imageTag": CoreDNSImageTag},
 		// so that a forwarded port (kiln run -p 6443:6443) reaches the API with a valid name
 		"apiServer": map[string]any{"certSANs": []any{"127.0.0.1", "localhost"}},
-		"etcd": map[string]any{"local": map[string]any{"imageTag": EtcdImageTag}},
+		"etcd":      map[string]any{"local": map[string]any{"imageTag": EtcdImageTag}},
 	}
 	if k.ControlPlaneEndpoint != "" {
 		cluster["controlPlaneEndpoint"] = k.ControlPlaneEndpoint

@@ -11,20 +11,20 @@ const Kind = "NodeImage"
 
 // Recipe is a declarative description of one node image.
 type Recipe struct {
-	APIVersion string   `yaml:"apiVersion" doc:"Recipe format version; must be kiln.dev/v1alpha1."`
-	Kind       string   `yaml:"kind" doc:"Must be NodeImage."`
-	Metadata   Metadata `yaml:"metadata" doc:"Names the image."`
-	Base       string   `yaml:"base" doc:"OCI image holding the OS: kernel in /boot, modules in /lib/modules, systemd and systemd-boot's EFI binary. A registry reference (name[:tag][@sha256:…]), oci-layout:DIR[:tag|@digest] or docker-archive:FILE[:tag]."`
-	Layers     []string `yaml:"layers" doc:"More OCI images flattened on top of base, in order (whiteouts honoured)."`
-	Overlays   []string `yaml:"overlays" doc:"Directories laid over the root after the layers, in order; relative paths are relative to the recipe's directory."`
-	Files      []File   `yaml:"files" doc:"Single files written last."`
-	Kernel     Kernel   `yaml:"kernel" doc:"Kernel settings."`
-	Disk       Disk     `yaml:"disk" doc:"Disk and partition sizes."`
-	Node       Node     `yaml:"node" doc:"Node settings: swap, kernel modules, sysctls, hostname, hosts, container runtime."`
+	APIVersion string      `yaml:"apiVersion" doc:"Recipe format version; must be kiln.dev/v1alpha1."`
+	Kind       string      `yaml:"kind" doc:"Must be NodeImage."`
+	Metadata   Metadata    `yaml:"metadata" doc:"Names the image."`
+	Base       string      `yaml:"base" doc:"OCI image holding the OS: kernel in /boot, modules in /lib/modules, systemd and systemd-boot's EFI binary. A registry reference (name[:tag][@sha256:…]), oci-layout:DIR[:tag|@digest] or docker-archive:FILE[:tag]."`
+	Layers     []string    `yaml:"layers" doc:"More OCI images flattened on top of base, in order (whiteouts honoured)."`
+	Overlays   []string    `yaml:"overlays" doc:"Directories laid over the root after the layers, in order; relative paths are relative to the recipe's directory."`
+	Files      []File      `yaml:"files" doc:"Single files written last."`
+	Kernel     Kernel      `yaml:"kernel" doc:"Kernel settings."`
+	Disk       Disk        `yaml:"disk" doc:"Disk and partition sizes."`
+	Node       Node        `yaml:"node" doc:"Node settings: swap, kernel modules, sysctls, hostname, hosts, container runtime."`
 	Kubernetes *Kubernetes `yaml:"kubernetes" doc:"Makes the image a Kubernetes node: kubeadm configuration, preloaded images, first-boot units."`
 	Images     []string    `yaml:"images" doc:"Extra images preloaded into containerd (kiln adds kubeadm's, the CNI's and pause by itself)."`
 	Outputs    []Output    `yaml:"outputs" doc:"What to write; raw when empty."`
-	Mirrors    []Mirror `yaml:"mirrors" doc:"Where to fetch images from instead of their canonical registries (air-gapped builds)."`
+	Mirrors    []Mirror    `yaml:"mirrors" doc:"Where to fetch images from instead of their canonical registries (air-gapped builds)."`
 }
 
 // Metadata names the image.
