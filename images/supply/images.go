@@ -60,10 +60,9 @@ func (b *Builder) Specs(tools string) []Spec {
 	}
 	return []Spec{
 		k8s("kube-apiserver", false), k8s("kube-controller-manager", false), k8s("kube-scheduler", false), k8s("kube-proxy", true),
+		// etcd alone: kubeadm's static pod runs only etcd (etcdctl is on the host, from the etcd layer).
 		{Name: K8sRegistry + "/etcd:" + EtcdImageTag, Entrypoint: []string{"/usr/local/bin/etcd"}, Files: []file{
-			{dest: "/usr/local/bin/etcd", host: b.bin("etcd", "etcd"), mode: 0o755},
-			{dest: "/usr/local/bin/etcdctl", host: b.bin("etcdctl", "etcdctl"), mode: 0o755},
-			{dest: "/usr/local/bin/etcdutl", host: b.bin("etcdutl", "etcdutl"), mode: 0o755}}},
+			{dest: "/usr/local/bin/etcd", host: b.bin("etcd", "etcd"), mode: 0o755}}},
 		{Name: K8sRegistry + "/coredns/coredns:" + CoreDNSVersion, Entrypoint: []string{"/coredns"},
 			Files: []file{{dest: "/coredns", host: b.bin("coredns", "coredns"), mode: 0o755}}},
 		{Name: K8sRegistry + "/pause:" + PauseVersion, Entrypoint: []string{"/pause"}, User: "65535:65535",
@@ -200,6 +199,9 @@ func copyBody(w io.Writer, f file) error {
 	return err
 }
 
+// leftOut are directories of the Debian tools no container reads.
+var leftOut = map[string]bool{"usr/share/doc": true, "usr/share/man": true, "usr/share/info": true, "usr/share/locale": true, "usr/share/lintian": true}
+
 // addTree adds a host directory's entries (regular files, directories, symlinks) at /.
 func addTree(root string, entries map[string]*tar.Header, bodies map[string]file) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -207,6 +209,9 @@ func addTree(root string, entries map[string]*tar.Header, bodies map[string]file
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
+		if leftOut[rel] {
+			return filepath.SkipDir
+		}
 		dest := "/" + rel
 		fi, err := d.Info()
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kiln-dev/kiln/images"
 	"github.com/kiln-dev/kiln/internal/plan"
+	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
 // supplyDir is the built supply (make supply; make test sets KILN_SUPPLY).
@@ -232,5 +233,23 @@ func TestPlanAgreesWithSupply(t *testing.T) {
 		if p[0] != p[1] {
 			t.Errorf("plan says %s, the supply builds %s", p[0], p[1])
 		}
+	}
+}
+
+// TestKubeadmAcceptsKilnConfig: the configuration kiln writes for a control-plane recipe
+// passes the built kubeadm's own validation.
+func TestKubeadmAcceptsKilnConfig(t *testing.T) {
+	l := &recipe.Loaded{File: "r.yaml", Recipe: recipe.Recipe{Metadata: recipe.Metadata{Name: "n"}, Base: "a/b:1",
+		Kubernetes: &recipe.Kubernetes{Version: KubernetesVersion, KubeProxy: recipe.KubeProxy{Mode: "ipvs"}}}}
+	pl := plan.Make(l, plan.Pinned{}, "x")
+	cfg := filepath.Join(t.TempDir(), "kubeadm.yaml")
+	for _, f := range pl.Files {
+		if f.Path == plan.KubeadmConfigPath {
+			os.WriteFile(cfg, f.Inline, 0o644)
+		}
+	}
+	out, err := exec.Command(binary(t, "kubernetes", "kubeadm"), "config", "validate", "--config", cfg).CombinedOutput()
+	if err != nil {
+		t.Errorf("kubeadm config validate: %v\n%s", err, out)
 	}
 }

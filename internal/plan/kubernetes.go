@@ -60,7 +60,9 @@ func PreloadImages(k recipe.Kubernetes, extra []string) []string {
 		}
 	}
 	if k.CNI == "flannel" {
-		imgs = append(imgs, FlannelImage, FlannelCNIImage)
+		// flannel's CNI plugin is already in /opt/cni/bin (the containerd layer); the image that
+		// would copy it there is not needed.
+		imgs = append(imgs, FlannelImage)
 	}
 	imgs = append(imgs, extra...)
 	sort.Strings(imgs)
@@ -136,6 +138,12 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 				"criSocket":       "unix:///run/containerd/containerd.sock",
 				"imagePullPolicy": "IfNotPresent",
 			},
+			// Generous waits: a first boot on slow hardware (or under emulation) starts the
+			// control plane slowly; kubeadm's defaults give up after a few minutes.
+			"timeouts": map[string]any{
+				"controlPlaneComponentHealthCheck": "20m0s", "kubeletHealthCheck": "10m0s",
+				"kubernetesAPICall": "5m0s", "etcdAPICall": "5m0s", "tlsBootstrap": "10m0s",
+			},
 		},
 		cluster, kubelet,
 		{"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration", "mode": k.KubeProxy.Mode},
@@ -183,7 +191,8 @@ func kubernetesNode(n recipe.Node, k recipe.Kubernetes) recipe.Node {
 			n.Modules = append(n.Modules, m)
 		}
 	}
-	sysctls := map[string]recipe.Scalar{"net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1", "net.ipv4.ip_forward": "1"}
+	sysctls := map[string]recipe.Scalar{"net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1",
+		"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1", "net.ipv6.conf.default.forwarding": "1"}
 	for key, v := range n.Sysctls {
 		sysctls[key] = v
 	}

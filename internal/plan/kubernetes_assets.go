@@ -12,11 +12,12 @@ Description=kiln: bring this node into its Kubernetes cluster
 Wants=network-online.target containerd.service
 After=network-online.target containerd.service systemd-sysctl.service systemd-modules-load.service
 
+# It runs beside the rest of the boot (it can take minutes) and retries until it converges.
 [Service]
-Type=oneshot
-RemainAfterExit=yes
+Type=exec
 ExecStart=/usr/lib/kiln/kiln-node-up
-TimeoutStartSec=infinity
+Restart=on-failure
+RestartSec=15
 StandardOutput=journal+console
 StandardError=journal+console
 

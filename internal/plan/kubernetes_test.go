@@ -57,7 +57,7 @@ func TestKubernetesNodeFiles(t *testing.T) {
 
 func TestPreloadImages(t *testing.T) {
 	got := PreloadImages(recipe.Kubernetes{Version: "v1.37.1"}, []string{"example.com/app:1", "registry.k8s.io/pause:3.10.2"})
-	want := []string{"docker.io/flannel/flannel-cni-plugin:v0.9.1", "docker.io/flannel/flannel:v0.28.10", "example.com/app:1",
+	want := []string{"docker.io/flannel/flannel:v0.28.10", "example.com/app:1",
 		"registry.k8s.io/coredns/coredns:v1.14.6", "registry.k8s.io/etcd:3.7.3-0", "registry.k8s.io/kube-apiserver:v1.37.1",
 		"registry.k8s.io/kube-controller-manager:v1.37.1", "registry.k8s.io/kube-proxy:v1.37.1", "registry.k8s.io/kube-scheduler:v1.37.1",
 		"registry.k8s.io/pause:3.10.2"}
