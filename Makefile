@@ -54,7 +54,7 @@ minimal: base kiln
 
 # Unit tests and the QEMU scenarios.
 test: test-deps base supply kiln
-	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 50m ./...
+	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 75m ./...
 
 bench: base kiln
 	@bash hack/apt-install.sh time bc

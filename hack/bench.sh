@@ -38,10 +38,10 @@ printf '%-44s %d MiB (%d MiB apparent)\n' "image size, allocated" $((allocated >
 printf '%-44s %d MiB\n' "sum of compressed inputs" $((inputs >> 20))
 printf '%-44s %.2f\n' "image (allocated) / inputs" "$(echo "$allocated / $inputs" | bc -l)"
 printf '%-44s %d MiB\n' "builder peak RSS (goal <= 300 MiB)" $((rss_kb >> 10))
-for f in "$out"/qemu-tests/TestQ1Smoke/*/milestones.json; do
+for f in "$out"/qemu-tests/TestQ1Smoke/*/milestones.json "$out"/qemu-tests/TestQ2Q4ControlPlane/*/milestones.json; do
   [ -f "$f" ] || continue
   python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1]))
-print("%-44s %s" % ("Q1 " + m["machine"] + " (TCG, s)", " ".join("%s=%.1f" % (x["name"], x["seconds"]) for x in m["milestones"])))' "$f"
+print("%-44s %s" % (sys.argv[1].split("/")[-3].removeprefix("Test")[:8] + " " + m["machine"] + " (TCG, s)", " ".join("%s=%.1f" % (x["name"], x["seconds"]) for x in m["milestones"])))' "$f"
 done

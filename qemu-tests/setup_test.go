@@ -115,7 +115,6 @@ func bootToShell(t *testing.T, m *Machine) {
 	m.Milestone("switch-root", reSwitch, 90*time.Second)
 	m.Milestone("multi-user", reMultiUser, 180*time.Second)
 	m.Milestone("shell", rePrompt, 60*time.Second)
-	m.Run("dmesg --console-level err", 30*time.Second) // keep kernel chatter off the shell
 	t.Logf("%s milestones: %s", m.name, formatMilestones(m.Milestones()))
 }
 

@@ -18,7 +18,7 @@ Type=exec
 ExecStart=/usr/lib/kiln/kiln-node-up
 Restart=on-failure
 RestartSec=15
-StandardOutput=journal+console
+StandardOutput=journal
 StandardError=journal+console
 
 [Install]
@@ -42,7 +42,8 @@ set -eu
 export KUBECONFIG=/etc/kubernetes/admin.conf
 state=/var/lib/kiln
 mkdir -p "$state"
-say() { echo "kiln: $*"; }
+# Milestones go to the journal and straight to the console, whatever the kernel's console level.
+say() { echo "kiln: $*"; echo "kiln: $*" > /dev/console 2>/dev/null || true; }
 wait_for() { # seconds command...
 	n=$1; shift
 	until "$@" >/dev/null 2>&1; do
