@@ -188,6 +188,13 @@ func (m *Machine) Milestone(name string, re *regexp.Regexp, timeout time.Duratio
 	m.mu.Unlock()
 }
 
+// Mark records that the milestone name is reached now.
+func (m *Machine) Mark(name string) {
+	m.mu.Lock()
+	m.milestones = append(m.milestones, Milestone{Name: name, Seconds: time.Since(m.start).Seconds()})
+	m.mu.Unlock()
+}
+
 // Milestones returns what was recorded so far.
 func (m *Machine) Milestones() []Milestone {
 	m.mu.Lock()
