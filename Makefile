@@ -13,7 +13,7 @@ MIRRORS := --mirrors recipes/mirrors.yaml
 BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap
 TEST_DEPS := qemu-system-x86 qemu-utils ovmf time
 
-.PHONY: all kiln deps test-deps supply-deps base supply image minimal test bench clean
+.PHONY: all kiln deps test-deps supply-deps base supply image minimal test test-controlplane bench clean
 all: kiln
 
 kiln:
@@ -55,6 +55,10 @@ minimal: base kiln
 # Unit tests and the QEMU scenarios.
 test: test-deps base supply kiln
 	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 75m ./...
+
+# The control-plane scenarios Q2 and Q4 (opt-in: see qemu-tests/q2_test.go).
+test-controlplane: test-deps base supply kiln
+	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 80m -tags controlplane -run TestQ2Q4 -v ./qemu-tests
 
 bench: base kiln
 	@bash hack/apt-install.sh time bc

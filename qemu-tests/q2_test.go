@@ -1,3 +1,9 @@
+//go:build controlplane
+
+// Q2 and Q4 boot a whole control plane under emulation (tens of minutes on 2 cores): they run
+// with `go test -tags controlplane ./qemu-tests` (make test-controlplane) until they are green
+// and fast enough for CI.
+
 package qemutests
 
 import (

@@ -15,6 +15,9 @@ import (
 func TestEveryRecipeBuilds(t *testing.T) {
 	want := map[string][]string{
 		"minimal":         {"/usr/lib/systemd/systemd", "/etc/hostname"},
+		"control-plane": {"/usr/share/kiln/images/preload.tar", "/usr/share/kiln/images/preload.sha256", "/etc/kiln/kubeadm.yaml", "/usr/lib/kiln/kiln-node-up",
+			"/usr/lib/kiln/flannel.yaml", "/etc/systemd/system/multi-user.target.wants/kubelet.service", "/etc/systemd/system/multi-user.target.wants/kiln-node-up.service",
+			"/etc/sysctl.d/90-kiln.conf", "/etc/modules-load.d/90-kiln.conf", "/etc/containerd/config.toml", "/etc/systemd/system/swap.target"},
 		"kubernetes-node": {"/usr/bin/kubelet", "/usr/bin/kubeadm", "/usr/bin/kubectl", "/usr/bin/crictl", "/usr/bin/containerd", "/usr/sbin/runc", "/opt/cni/bin/bridge", "/opt/cni/bin/flannel", "/usr/bin/etcd", "/etc/systemd/system/multi-user.target.wants/containerd.service"},
 	}
 	recipes, _ := filepath.Glob(filepath.Join(repoRoot(), "recipes", "*.yaml"))
