@@ -14,7 +14,7 @@ import (
 // what its layers promise. (minimal is also booted, by Q1.)
 func TestEveryRecipeBuilds(t *testing.T) {
 	want := map[string][]string{
-		"minimal":         {"/usr/lib/systemd/systemd", "/etc/hostname"},
+		"minimal": {"/usr/lib/systemd/systemd", "/etc/hostname"},
 		"control-plane": {"/usr/share/kiln/images/preload.tar", "/usr/share/kiln/images/preload.sha256", "/etc/kiln/kubeadm.yaml", "/usr/lib/kiln/kiln-node-up",
 			"/usr/lib/kiln/flannel.yaml", "/etc/systemd/system/multi-user.target.wants/kubelet.service", "/etc/systemd/system/multi-user.target.wants/kiln-node-up.service",
 			"/etc/sysctl.d/90-kiln.conf", "/etc/modules-load.d/90-kiln.conf", "/etc/containerd/config.toml", "/etc/systemd/system/swap.target"},

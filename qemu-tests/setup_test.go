@@ -98,11 +98,11 @@ func copyImage(t *testing.T, src string) string {
 
 // Console patterns of the boot milestones.
 var (
-	reFirmware  = regexp.MustCompile(`.`)
-	reKernel    = regexp.MustCompile(`Linux version \d`)
-	reInit      = regexp.MustCompile(`kiln-init: started`)
-	reSwitch    = regexp.MustCompile(`kiln-init: switching to`)
-	rePrompt    = regexp.MustCompile(`root@[a-z0-9-]+:~#`)
+	reFirmware = regexp.MustCompile(`.`)
+	reKernel   = regexp.MustCompile(`Linux version \d`)
+	reInit     = regexp.MustCompile(`kiln-init: started`)
+	reSwitch   = regexp.MustCompile(`kiln-init: switching to`)
+	rePrompt   = regexp.MustCompile(`root@[a-z0-9-]+:~#`)
 )
 
 // bootToShell records the standard milestones and waits for the root shell on the console.
