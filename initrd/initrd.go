@@ -146,7 +146,9 @@ type moduleDB struct {
 	builtin map[string]bool
 }
 
-func modName(file string) string {
+// ModuleName is a module file's name as the kernel spells it (dashes as underscores, no
+// .ko or compression suffix).
+func ModuleName(file string) string {
 	base := path.Base(file)
 	for _, ext := range []string{".xz", ".zst", ".gz"} {
 		base = strings.TrimSuffix(base, ext)
@@ -167,7 +169,7 @@ func readModules(dir string) (*moduleDB, error) {
 		if !ok {
 			continue
 		}
-		m := module{name: modName(file), file: file, deps: strings.Fields(rest)}
+		m := module{name: ModuleName(file), file: file, deps: strings.Fields(rest)}
 		db.byName[m.name] = m
 		db.byFile[m.file] = m
 	}
@@ -176,7 +178,7 @@ func readModules(dir string) (*moduleDB, error) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
 		for _, l := range strings.Fields(string(b)) {
-			db.builtin[modName(l)] = true
+			db.builtin[ModuleName(l)] = true
 		}
 	}
 	return db, nil

@@ -2,7 +2,6 @@ package qemutests
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,5 +139,3 @@ func mustRun(t *testing.T, m *Machine, cmd string, want int) string {
 	}
 	return out
 }
-
-var _ = io.Discard

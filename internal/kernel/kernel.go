@@ -10,10 +10,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/kiln-dev/kiln/initrd"
 )
 
 // Kernel is a kernel image and its modules directory in a root tree.
@@ -59,14 +60,6 @@ func decompress(bz []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func modName(file string) string {
-	base := path.Base(file)
-	for _, ext := range []string{".xz", ".zst", ".gz"} {
-		base = strings.TrimSuffix(base, ext)
-	}
-	return strings.ReplaceAll(strings.TrimSuffix(base, ".ko"), "-", "_")
-}
-
 func (k *Kernel) readModules(dir string) error {
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
@@ -76,12 +69,12 @@ func (k *Kernel) readModules(dir string) error {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if file, _, ok := strings.Cut(sc.Text(), ":"); ok {
-			k.modules[modName(file)] = filepath.Join(dir, file)
+			k.modules[initrd.ModuleName(file)] = filepath.Join(dir, file)
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
 		for _, l := range strings.Fields(string(b)) {
-			k.builtin[modName(l)] = true
+			k.builtin[initrd.ModuleName(l)] = true
 		}
 	}
 	return sc.Err()
