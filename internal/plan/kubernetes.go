@@ -25,6 +25,7 @@ const (
 	KubeadmConfigPath = "/etc/kiln/kubeadm.yaml"
 	FirstBootScript   = "/usr/lib/kiln/kiln-node-up"
 	FlannelManifest   = "/usr/lib/kiln/flannel.yaml"
+	KubeadmPatchesDir = "/usr/lib/kiln/kubeadm-patches"
 	PreloadArchive    = "/usr/share/kiln/images/preload.tar"
 	PreloadDigestFile = "/usr/share/kiln/images/preload.sha256"
 )
@@ -94,6 +95,7 @@ func kubernetesFiles(k recipe.Kubernetes) ([]File, error) {
 		inline("/usr/lib/systemd/system/kiln-node-up.service", 0o644, nodeUpUnit),
 		inline("/etc/systemd/system/kubelet.service.d/20-kiln.conf", 0o644, kubeletDropIn),
 	}
+	fs = append(fs, kubeadmPatches()...)
 	if k.CNI == "flannel" {
 		fs = append(fs, inline(FlannelManifest, 0o644, flannelManifest(k.Networking.PodSubnet)))
 	}
@@ -101,6 +103,33 @@ func kubernetesFiles(k recipe.Kubernetes) ([]File, error) {
 		fs = append(fs, File{Path: "/etc/systemd/system/multi-user.target.wants/" + u, Link: "/usr/lib/systemd/system/" + u, Mode: 0o777})
 	}
 	return fs, nil
+}
+
+// controlPlaneComponents are the static pods kubeadm writes on a control-plane node.
+var controlPlaneComponents = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+
+// kubeadmPatches loosen the static pods' health probes. kubeadm's defaults give a component
+// about four minutes to start and kill it after 80 s without an answer; on a first boot on slow
+// hardware (or under emulation, where the whole control plane starts at once on two CPUs) the
+// API server needs longer, and being restarted midway only makes it later. A component that
+// really fails still exits by itself and is restarted by kubelet.
+func kubeadmPatches() []File {
+	var fs []File
+	for _, c := range controlPlaneComponents {
+		patch := fmt.Sprintf(`# Written by kiln: patience for slow first boots.
+spec:
+  containers:
+  - name: %s
+    startupProbe:
+      failureThreshold: 180
+      timeoutSeconds: 30
+    livenessProbe:
+      failureThreshold: 30
+      timeoutSeconds: 30
+`, c)
+		fs = append(fs, inline(KubeadmPatchesDir+"/"+c+"+strategic.yaml", 0o644, patch))
+	}
+	return fs
 }
 
 // kubeadmConfig writes kubeadm's InitConfiguration, ClusterConfiguration, KubeletConfiguration
@@ -117,6 +146,9 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 		"dns": map[string]any{"imageTag": CoreDNSImageTag},
 		// so that a forwarded port (kiln run -p 6443:6443) reaches the API with a valid name
 		"apiServer": map[string]any{"certSANs": []any{"127.0.0.1", "localhost"}},
+		// Leases long enough that a busy first boot does not make them lose leadership and exit.
+		"controllerManager": map[string]any{"extraArgs": leaseArgs},
+		"scheduler":         map[string]any{"extraArgs": leaseArgs},
 		"etcd":      map[string]any{"local": map[string]any{"imageTag": EtcdImageTag}},
 	}
 	if k.ControlPlaneEndpoint != "" {
@@ -138,6 +170,7 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 				"criSocket":       "unix:///run/containerd/containerd.sock",
 				"imagePullPolicy": "IfNotPresent",
 			},
+			"patches": map[string]any{"directory": KubeadmPatchesDir},
 			// Generous waits: a first boot on slow hardware (or under emulation) starts the
 			// control plane slowly; kubeadm's defaults give up after a few minutes.
 			"timeouts": map[string]any{
@@ -157,6 +190,11 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 		parts = append(parts, string(b))
 	}
 	return "# Written by kiln from the recipe's kubernetes section.\n" + strings.Join(parts, "---\n"), nil
+}
+
+var leaseArgs = []any{
+	map[string]any{"name": "leader-elect-lease-duration", "value": "60s"},
+	map[string]any{"name": "leader-elect-renew-deadline", "value": "40s"},
 }
 
 // merge lays over's fields onto base, recursing into mappings.

@@ -22,9 +22,15 @@ func TestKubernetesNodeFiles(t *testing.T) {
 	cfg := string(files[KubeadmConfigPath].Inline)
 	for _, want := range []string{"kind: InitConfiguration", "imagePullPolicy: IfNotPresent", "kubernetesVersion: v1.37.1",
 		"imageTag: " + EtcdImageTag, "imageTag: " + CoreDNSImageTag, "cgroupDriver: systemd", "maxPods: 50", "mode: ipvs",
-		"podSubnet: 10.244.0.0/16", "- 127.0.0.1", "name: v"} {
+		"podSubnet: 10.244.0.0/16", "- 127.0.0.1", "name: v", "directory: " + KubeadmPatchesDir} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("kubeadm config lacks %q:\n%s", want, cfg)
+		}
+	}
+	for _, c := range controlPlaneComponents {
+		p := string(files[KubeadmPatchesDir+"/"+c+"+strategic.yaml"].Inline)
+		if !strings.Contains(p, "name: "+c+"\n") || !strings.Contains(p, "startupProbe:") {
+			t.Errorf("kubeadm patch for %s = %q", c, p)
 		}
 	}
 	mods := string(files["/etc/modules-load.d/90-kiln.conf"].Inline)

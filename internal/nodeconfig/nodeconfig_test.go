@@ -1,0 +1,152 @@
+package nodeconfig
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		want         []string
+	}{
+		{"not json", `version: 1`, []string{"x.ign:"}},
+		{"unknown version", `{"ignition": {"version": "2.2.0"}}`, []string{"ignition.version: unsupported config version"}},
+		{"disks", "{\"ignition\": {\"version\": \"3.4.0\"},\n \"storage\": {\"disks\": [{\"device\": \"/dev/vda\"}]}}",
+			[]string{"x.ign:2:24: $.storage.disks: storage.disks is not supported by kiln"}},
+		{"luks and raid", `{"ignition": {"version": "3.5.0"}, "storage": {"luks": [{"name": "a", "device": "/dev/vdb"}], "raid": [{"name": "r", "level": "raid1", "devices": ["/dev/a", "/dev/b"]}]}}`,
+			[]string{"$.storage.raid: storage.raid is not supported", "$.storage.luks: storage.luks is not supported"}},
+		{"read-only path", `{"ignition": {"version": "3.5.0"}, "storage": {"files": [{"path": "/usr/bin/x"}]}}`,
+			[]string{"$.storage.files.0.path: /usr/bin/x is on the read-only root"}},
+		{"remote source", `{"ignition": {"version": "3.5.0"}, "storage": {"files": [{"path": "/etc/x", "contents": {"source": "https://example.com/x"}}]}}`,
+			[]string{"$.storage.files.0.contents.source: only data: URLs"}},
+		{"typo", "{\"ignition\": {\"version\": \"3.5.0\"},\n \"sytemd\": {}}", []string{"x.ign:2:2: $.sytemd: unknown field sytemd"}},
+		{"kernel args", `{"ignition": {"version": "3.5.0"}, "kernelArguments": {"shouldExist": ["a"]}}`, []string{"$.kernelArguments: kernel arguments are not supported"}},
+		{"merge", `{"ignition": {"version": "3.5.0", "config": {"merge": [{"source": "data:,"}]}}}`, []string{"$.ignition.config: merging"}},
+		{"ignition's own rule", `{"ignition": {"version": "3.5.0"}, "storage": {"files": [{"path": "etc/relative"}]}}`, []string{"path not absolute"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("x.ign", []byte(tc.config))
+			if err == nil {
+				t.Fatal("Parse() accepted the config")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse() error =\n%v\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func dataURL(b []byte) string { return "data:;base64," + base64.StdEncoding.EncodeToString(b) }
+
+func TestApply(t *testing.T) {
+	root := t.TempDir()
+	for p, c := range map[string]string{
+		"etc/passwd":                         "root:x:0:0:root:/root:/bin/bash\n",
+		"etc/group":                          "root:x:0:\nwheel:x:10:\n",
+		"etc/shadow":                         "root:*:19000:0:99999:7:::\n",
+		"etc/hostname":                       "image\n",
+		"usr/lib/systemd/system/foo.service": "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n",
+		"etc/systemd/system/multi-user.target.wants/off.service": "",
+		"usr/lib/systemd/system/off.service":                     "[Install]\nWantedBy=multi-user.target\n",
+	} {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		os.WriteFile(filepath.Join(root, p), []byte(c), 0o644)
+	}
+	os.Remove(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/off.service"))
+	os.Symlink("/usr/lib/systemd/system/off.service", filepath.Join(root, "etc/systemd/system/multi-user.target.wants/off.service"))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("compressed\n"))
+	zw.Close()
+	sum := sha512.Sum512([]byte("compressed\n"))
+	raw := `{"ignition": {"version": "3.4.0"},
+ "passwd": {"users": [{"name": "core", "groups": ["wheel"], "sshAuthorizedKeys": ["ssh-ed25519 AAAA core@example"], "passwordHash": "$6$x"}]},
+ "storage": {
+  "directories": [{"path": "/var/lib/app", "mode": 448}],
+  "files": [
+   {"path": "/etc/hostname", "overwrite": true, "contents": {"source": "data:,node-1%0A"}},
+   {"path": "/etc/app/z.conf", "mode": 384, "user": {"name": "core"}, "contents": {"source": "` + dataURL(gz.Bytes()) + `", "compression": "gzip", "verification": {"hash": "sha512-` + hex.EncodeToString(sum[:]) + `"}}},
+   {"path": "/etc/motd", "append": [{"source": "data:,hello%0A"}]}],
+  "links": [{"path": "/etc/app/link", "target": "/etc/app/z.conf"}]},
+ "systemd": {"units": [
+  {"name": "foo.service", "enabled": true, "dropins": [{"name": "10-x.conf", "contents": "[Service]\nEnvironment=X=1\n"}]},
+  {"name": "bar.service", "enabled": true, "contents": "[Service]\nExecStart=/bin/true\n[Install]\nRequiredBy=kiln.target\n"},
+  {"name": "off.service", "enabled": false},
+  {"name": "gone.service", "mask": true}]}}`
+	cfg, err := Parse("node.ign", []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(cfg, root, false); err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string { b, _ := os.ReadFile(filepath.Join(root, p)); return string(b) }
+	link := func(p string) string { l, _ := os.Readlink(filepath.Join(root, p)); return l }
+	for p, want := range map[string]string{
+		"etc/hostname": "node-1\n", "etc/app/z.conf": "compressed\n", "etc/motd": "hello\n",
+		"home/core/.ssh/authorized_keys":                    "ssh-ed25519 AAAA core@example\n",
+		"home/core/.ssh/authorized_keys.d/ignition":         "ssh-ed25519 AAAA core@example\n",
+		"etc/systemd/system/foo.service.d/10-x.conf":        "[Service]\nEnvironment=X=1\n",
+		"etc/passwd":                                        "root:x:0:0:root:/root:/bin/bash\ncore:x:1000:1000::/home/core:/bin/bash\n",
+		"etc/group":                                         "root:x:0:\nwheel:x:10:core\ncore:x:1000:\n",
+	} {
+		if got := read(p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if !strings.Contains(read("etc/shadow"), "core:$6$x:") {
+		t.Errorf("shadow = %q", read("etc/shadow"))
+	}
+	for p, want := range map[string]string{
+		"etc/app/link": "/etc/app/z.conf",
+		"etc/systemd/system/multi-user.target.wants/foo.service": "/usr/lib/systemd/system/foo.service",
+		"etc/systemd/system/kiln.target.requires/bar.service":    "/etc/systemd/system/bar.service",
+		"etc/systemd/system/multi-user.target.wants/off.service": "",
+		"etc/systemd/system/gone.service":                        "/dev/null",
+	} {
+		if got := link(p); got != want {
+			t.Errorf("link %s = %q, want %q", p, got, want)
+		}
+	}
+	if fi, _ := os.Stat(filepath.Join(root, "etc/app/z.conf")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("z.conf mode %v", fi.Mode())
+	}
+	if fi, _ := os.Stat(filepath.Join(root, "var/lib/app")); fi.Mode().Perm() != 0o700 {
+		t.Errorf("var/lib/app mode %v", fi.Mode())
+	}
+
+	// A second attempt after an interruption converges; a fresh apply refuses to clobber.
+	if err := Apply(cfg, root, true); err != nil {
+		t.Fatalf("resumed Apply: %v", err)
+	}
+	if got := read("etc/motd"); got != "hello\n" {
+		t.Errorf("resumed apply appended again: %q", got)
+	}
+	if err := Apply(cfg, root, false); err == nil || !strings.Contains(err.Error(), "/etc/app/z.conf: it exists in the image; set overwrite: true") {
+		t.Errorf("Apply over existing files = %v", err)
+	}
+}
+
+func TestApplyVerifiesHash(t *testing.T) {
+	cfg, err := Parse("n.ign", []byte(`{"ignition": {"version": "3.5.0"}, "storage": {"files": [{"path": "/etc/x", "contents": {"source": "data:,a", "verification": {"hash": "sha256-0000000000000000000000000000000000000000000000000000000000000000"}}}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := Apply(cfg, root, false); err == nil || !strings.Contains(err.Error(), "verification.hash") {
+		t.Errorf("Apply with a wrong hash = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/x")); err == nil {
+		t.Error("a file with a wrong hash was written")
+	}
+}

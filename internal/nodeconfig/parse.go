@@ -1,0 +1,109 @@
+// Package nodeconfig owns a node's per-node configuration: an Ignition (spec 3.x) config parsed
+// and validated with Ignition's own config packages, checked against what kiln applies, and
+// applied to the node's root by kiln-init before systemd starts (apply.go).
+//
+// kiln applies the config itself rather than running the Ignition program: a kiln image has no
+// disks to partition at first boot (the image is the disk layout), no network in the initramfs,
+// and a read-only root, so only the files, directories, links, systemd units and users sections
+// make sense. Everything else is rejected with the field named — never silently ignored.
+package nodeconfig
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	ignerrors "github.com/coreos/ignition/v2/config/shared/errors"
+	"github.com/coreos/ignition/v2/config/v3_5"
+	"github.com/coreos/ignition/v2/config/v3_5/types"
+	vjson "github.com/coreos/vcontext/json"
+	"github.com/coreos/vcontext/report"
+)
+
+// Config is a parsed per-node config, at the newest stable Ignition spec (older 3.x configs are
+// translated forward, as Ignition does).
+type Config = types.Config
+
+// Problem is one thing wrong with a config, with where it is.
+type Problem struct {
+	Line, Column int64  // 0 when unknown
+	Path         string // JSON path such as $.storage.files.0.path
+	Message      string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "%d:%d: ", p.Line, p.Column)
+	}
+	if p.Path != "" && p.Path != "$" {
+		b.WriteString(p.Path + ": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// Error lists every problem of one config file.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = e.File + ":" + p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Parse reads an Ignition config (spec 3.0–3.5) and checks it with exactly the rules the node
+// applies: Ignition's own validation, unknown keys (Ignition only warns; a typo must not pass),
+// and kiln's limits (check.go). It returns an *Error naming every problem with its line.
+func Parse(file string, raw []byte) (Config, error) {
+	cfg, rpt, err := v3_5.ParseCompatibleVersion(raw)
+	probs := problems(rpt)
+	if err != nil && len(probs) == 0 {
+		msg := err.Error()
+		if errors.Is(err, ignerrors.ErrUnknownVersion) || errors.Is(err, ignerrors.ErrInvalidVersion) {
+			msg = "ignition.version: " + msg + " (kiln reads Ignition spec 3.0.0 to 3.5.0)"
+		} else if errors.Is(err, ignerrors.ErrEmpty) {
+			msg = "empty config"
+		}
+		probs = []Problem{{Message: msg}}
+	}
+	if err == nil {
+		var r report.Report
+		check(cfg, &r)
+		if tree, jerr := vjson.UnmarshalToContext(raw); jerr == nil {
+			r.Correlate(tree)
+		}
+		probs = append(probs, problems(r)...)
+	}
+	if len(probs) > 0 {
+		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+		return Config{}, &Error{File: file, Problems: probs}
+	}
+	return cfg, nil
+}
+
+// problems keeps a report's errors and its unknown-key warnings.
+func problems(r report.Report) []Problem {
+	var out []Problem
+	for _, e := range r.Entries {
+		unused := strings.HasPrefix(e.Message, "unused key")
+		if !e.Kind.IsFatal() && !unused {
+			continue
+		}
+		p := Problem{Message: e.Message, Path: e.Context.String()}
+		if unused {
+			p.Message = "unknown field " + strings.TrimPrefix(e.Message, "unused key ")
+		}
+		if e.Marker.StartP != nil {
+			p.Line, p.Column = e.Marker.Start()
+		}
+		out = append(out, p)
+	}
+	return out
+}
