@@ -94,11 +94,11 @@ func TestApply(t *testing.T) {
 	link := func(p string) string { l, _ := os.Readlink(filepath.Join(root, p)); return l }
 	for p, want := range map[string]string{
 		"etc/hostname": "node-1\n", "etc/app/z.conf": "compressed\n", "etc/motd": "hello\n",
-		"home/core/.ssh/authorized_keys":                    "ssh-ed25519 AAAA core@example\n",
-		"home/core/.ssh/authorized_keys.d/ignition":         "ssh-ed25519 AAAA core@example\n",
-		"etc/systemd/system/foo.service.d/10-x.conf":        "[Service]\nEnvironment=X=1\n",
-		"etc/passwd":                                        "root:x:0:0:root:/root:/bin/bash\ncore:x:1000:1000::/home/core:/bin/bash\n",
-		"etc/group":                                         "root:x:0:\nwheel:x:10:core\ncore:x:1000:\n",
+		"home/core/.ssh/authorized_keys":             "ssh-ed25519 AAAA core@example\n",
+		"home/core/.ssh/authorized_keys.d/ignition":  "ssh-ed25519 AAAA core@example\n",
+		"etc/systemd/system/foo.service.d/10-x.conf": "[Service]\nEnvironment=X=1\n",
+		"etc/passwd": "root:x:0:0:root:/root:/bin/bash\ncore:x:1000:1000::/home/core:/bin/bash\n",
+		"etc/group":  "root:x:0:\nwheel:x:10:core\ncore:x:1000:\n",
 	} {
 		if got := read(p); got != want {
 			t.Errorf("%s = %q, want %q", p, got, want)

@@ -149,7 +149,7 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 		// Leases long enough that a busy first boot does not make them lose leadership and exit.
 		"controllerManager": map[string]any{"extraArgs": leaseArgs},
 		"scheduler":         map[string]any{"extraArgs": leaseArgs},
-		"etcd":      map[string]any{"local": map[string]any{"imageTag": EtcdImageTag}},
+		"etcd":              map[string]any{"local": map[string]any{"imageTag": EtcdImageTag}},
 	}
 	if k.ControlPlaneEndpoint != "" {
 		cluster["controlPlaneEndpoint"] = k.ControlPlaneEndpoint
