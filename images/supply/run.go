@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -31,6 +32,9 @@ func Run(ctx context.Context, dir string, log func(string, ...any)) error {
 		}
 	}
 	if err := b.BuildPause(ctx); err != nil {
+		return err
+	}
+	if err := b.BuildGuestbook(ctx); err != nil {
 		return err
 	}
 	tools, err := b.DebianTools(ctx)
@@ -61,6 +65,21 @@ func dirSize(dir string) (int64, error) {
 		return err
 	})
 	return total, err
+}
+
+// BuildGuestbook builds the demo workload from this repository (images/guestbook); the Go
+// build cache makes it instant when nothing changed.
+func (b *Builder) BuildGuestbook(ctx context.Context) error {
+	mod, err := output(ctx, "", nil, "go", "env", "GOMOD")
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(mod)), "go.mod") {
+		return fmt.Errorf("building guestbook: run the supply from kiln's source tree (go env GOMOD = %q)", strings.TrimSpace(string(mod)))
+	}
+	root := filepath.Dir(strings.TrimSpace(string(mod)))
+	env := []string{"CGO_ENABLED=0", "GOWORK=off"}
+	if err := run(ctx, root, env, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b.bin("guestbook", "guestbook"), "./images/guestbook"); err != nil {
+		return fmt.Errorf("building guestbook: %w", err)
+	}
+	return nil
 }
 
 // BuildPause compiles Kubernetes' pause container program with gcc, statically.

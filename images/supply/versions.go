@@ -18,6 +18,7 @@ const (
 	CrictlVersion     = "v1.36.0"
 	CNIPluginsVersion = "v1.9.1"
 	FlannelVersion    = "v0.28.10"
+	GuestbookVersion  = "v1" // kiln's own demo workload (images/guestbook)
 	// Flannel's CNI plugin left containernetworking/plugins in v1.0; its own module is not on the
 	// proxy, so it is built from the last plugins release that had it.
 	FlannelCNIVersion = "v0.9.1"

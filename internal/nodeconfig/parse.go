@@ -53,7 +53,11 @@ type Error struct {
 func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
-		lines[i] = e.File + ":" + p.String()
+		sep := ":"
+		if p.Line == 0 {
+			sep = ": "
+		}
+		lines[i] = e.File + sep + p.String()
 	}
 	return strings.Join(lines, "\n")
 }
@@ -63,7 +67,7 @@ func (e *Error) Error() string {
 // and kiln's limits (check.go). It returns an *Error naming every problem with its line.
 func Parse(file string, raw []byte) (Config, error) {
 	cfg, rpt, err := v3_5.ParseCompatibleVersion(raw)
-	probs := problems(rpt)
+	probs := Problems(rpt)
 	if err != nil && len(probs) == 0 {
 		msg := err.Error()
 		if errors.Is(err, ignerrors.ErrUnknownVersion) || errors.Is(err, ignerrors.ErrInvalidVersion) {
@@ -79,7 +83,7 @@ func Parse(file string, raw []byte) (Config, error) {
 		if tree, jerr := vjson.UnmarshalToContext(raw); jerr == nil {
 			r.Correlate(tree)
 		}
-		probs = append(probs, problems(r)...)
+		probs = append(probs, Problems(r)...)
 	}
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
@@ -88,17 +92,17 @@ func Parse(file string, raw []byte) (Config, error) {
 	return cfg, nil
 }
 
-// problems keeps a report's errors and its unknown-key warnings.
-func problems(r report.Report) []Problem {
+// Problems keeps a report's errors and its unknown-key warnings (Ignition's and Butane's).
+func Problems(r report.Report) []Problem {
 	var out []Problem
 	for _, e := range r.Entries {
-		unused := strings.HasPrefix(e.Message, "unused key")
+		unused := strings.HasPrefix(strings.ToLower(e.Message), "unused key")
 		if !e.Kind.IsFatal() && !unused {
 			continue
 		}
 		p := Problem{Message: e.Message, Path: e.Context.String()}
 		if unused {
-			p.Message = "unknown field " + strings.TrimPrefix(e.Message, "unused key ")
+			p.Message = "unknown field " + e.Message[len("unused key "):]
 		}
 		if e.Marker.StartP != nil {
 			p.Line, p.Column = e.Marker.Start()
@@ -107,3 +111,6 @@ func problems(r report.Report) []Problem {
 	}
 	return out
 }
+
+// Invalid marks the config as the user's input being wrong (exit code 2).
+func (e *Error) Invalid() bool { return true }

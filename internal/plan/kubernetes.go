@@ -26,6 +26,7 @@ const (
 	FirstBootScript   = "/usr/lib/kiln/kiln-node-up"
 	FlannelManifest   = "/usr/lib/kiln/flannel.yaml"
 	KubeadmPatchesDir = "/usr/lib/kiln/kubeadm-patches"
+	KubeadmJoinPath   = "/etc/kiln/kubeadm-join.yaml" // from the per-node config
 	PreloadArchive    = "/usr/share/kiln/images/preload.tar"
 	PreloadDigestFile = "/usr/share/kiln/images/preload.sha256"
 )
@@ -85,7 +86,7 @@ func dedup(s []string) []string {
 // and the units enabled at boot.
 func kubernetesFiles(k recipe.Kubernetes) ([]File, error) {
 	k = KubernetesDefaults(k)
-	cfg, err := kubeadmConfig(k)
+	cfg, err := KubeadmInitConfig(k, NodeIdentity{})
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +133,22 @@ spec:
 	return fs
 }
 
-// kubeadmConfig writes kubeadm's InitConfiguration, ClusterConfiguration, KubeletConfiguration
-// and KubeProxyConfiguration for k, with the recipe's passthrough fields merged in.
-func kubeadmConfig(k recipe.Kubernetes) (string, error) {
+// NodeIdentity is what makes one machine of a cluster this node. `kiln cluster init` fills it
+// and delivers the resulting kubeadm configuration in the node's Ignition config; the zero
+// value is what the image carries: a single-node cluster on kubeadm's defaults.
+type NodeIdentity struct {
+	Name, IP       string // node name and the address it advertises
+	Endpoint       string // controlPlaneEndpoint, host:port
+	Token          string // bootstrap token
+	CertificateKey string // key of the control-plane certificates kubeadm uploads
+	CAHash         string // sha256:… of the cluster CA's public key, for discovery
+}
+
+// KubeadmInitConfig writes kubeadm's InitConfiguration, ClusterConfiguration,
+// KubeletConfiguration and KubeProxyConfiguration for k, with the recipe's passthrough fields
+// merged in, for the node that initialises the cluster.
+func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
+	k = KubernetesDefaults(k)
 	cluster := map[string]any{
 		"apiVersion":        "kubeadm.k8s.io/v1beta4",
 		"kind":              "ClusterConfiguration",
@@ -154,6 +168,9 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 	if k.ControlPlaneEndpoint != "" {
 		cluster["controlPlaneEndpoint"] = k.ControlPlaneEndpoint
 	}
+	if id.Endpoint != "" {
+		cluster["controlPlaneEndpoint"] = id.Endpoint
+	}
 	merge(cluster, k.ClusterConfiguration)
 	kubelet := map[string]any{
 		"apiVersion":   "kubelet.config.k8s.io/v1beta1",
@@ -162,25 +179,71 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 		"failSwapOn":   true,
 	}
 	merge(kubelet, k.KubeletConfiguration)
-	docs := []map[string]any{
-		{
-			"apiVersion": "kubeadm.k8s.io/v1beta4",
-			"kind":       "InitConfiguration",
-			"nodeRegistration": map[string]any{
-				"criSocket":       "unix:///run/containerd/containerd.sock",
-				"imagePullPolicy": "IfNotPresent",
-			},
-			"patches": map[string]any{"directory": KubeadmPatchesDir},
-			// Generous waits: a first boot on slow hardware (or under emulation) starts the
-			// control plane slowly; kubeadm's defaults give up after a few minutes.
-			"timeouts": map[string]any{
-				"controlPlaneComponentHealthCheck": "20m0s", "kubeletHealthCheck": "10m0s",
-				"kubernetesAPICall": "5m0s", "etcdAPICall": "5m0s", "tlsBootstrap": "10m0s",
-			},
-		},
-		cluster, kubelet,
-		{"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration", "mode": k.KubeProxy.Mode},
+	init := map[string]any{
+		"apiVersion":       "kubeadm.k8s.io/v1beta4",
+		"kind":             "InitConfiguration",
+		"nodeRegistration": nodeRegistration(id),
+		"patches":          map[string]any{"directory": KubeadmPatchesDir},
+		"timeouts":         timeouts,
 	}
+	if id.IP != "" {
+		init["localAPIEndpoint"] = map[string]any{"advertiseAddress": id.IP, "bindPort": 6443}
+	}
+	if id.Token != "" {
+		init["bootstrapTokens"] = []any{map[string]any{"token": id.Token, "ttl": "0s",
+			"groups": []any{"system:bootstrappers:kubeadm:default-node-token"}, "usages": []any{"signing", "authentication"}}}
+	}
+	if id.CertificateKey != "" {
+		init["certificateKey"] = id.CertificateKey
+	}
+	return yamlDocs(init, cluster, kubelet,
+		map[string]any{"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration", "mode": k.KubeProxy.Mode})
+}
+
+// KubeadmJoinConfig writes the JoinConfiguration of a node joining an existing cluster: a
+// worker, or with controlPlane an extra control-plane node that fetches the uploaded
+// certificates with the certificate key.
+func KubeadmJoinConfig(id NodeIdentity, controlPlane bool) (string, error) {
+	join := map[string]any{
+		"apiVersion": "kubeadm.k8s.io/v1beta4",
+		"kind":       "JoinConfiguration",
+		"discovery": map[string]any{"bootstrapToken": map[string]any{
+			"token": id.Token, "apiServerEndpoint": id.Endpoint, "caCertHashes": []any{id.CAHash},
+		}},
+		"nodeRegistration": nodeRegistration(id),
+		"timeouts":         timeouts,
+	}
+	if controlPlane {
+		join["controlPlane"] = map[string]any{"certificateKey": id.CertificateKey,
+			"localAPIEndpoint": map[string]any{"advertiseAddress": id.IP, "bindPort": 6443}}
+		join["patches"] = map[string]any{"directory": KubeadmPatchesDir}
+	}
+	return yamlDocs(join)
+}
+
+// Generous waits: a first boot on slow hardware (or under emulation) starts the control plane
+// slowly; kubeadm's defaults give up after a few minutes.
+var timeouts = map[string]any{
+	"controlPlaneComponentHealthCheck": "20m0s", "kubeletHealthCheck": "10m0s", "discovery": "10m0s",
+	"kubernetesAPICall": "5m0s", "etcdAPICall": "5m0s", "tlsBootstrap": "10m0s",
+}
+
+func nodeRegistration(id NodeIdentity) map[string]any {
+	reg := map[string]any{
+		"criSocket":       "unix:///run/containerd/containerd.sock",
+		"imagePullPolicy": "IfNotPresent",
+	}
+	if id.Name != "" {
+		reg["name"] = id.Name
+	}
+	if id.IP != "" {
+		// the node may have several interfaces (one for the cluster, one for the host)
+		reg["kubeletExtraArgs"] = []any{map[string]any{"name": "node-ip", "value": id.IP}}
+	}
+	return reg
+}
+
+func yamlDocs(docs ...map[string]any) (string, error) {
 	var parts []string
 	for _, d := range docs {
 		b, err := yaml.Marshal(d)
@@ -189,7 +252,7 @@ func kubeadmConfig(k recipe.Kubernetes) (string, error) {
 		}
 		parts = append(parts, string(b))
 	}
-	return "# Written by kiln from the recipe's kubernetes section.\n" + strings.Join(parts, "---\n"), nil
+	return "# Written by kiln.\n" + strings.Join(parts, "---\n"), nil
 }
 
 var leaseArgs = []any{

@@ -60,42 +60,47 @@ if [ "$(cat "$state/preloaded" 2>/dev/null || true)" != "$want" ]; then
 fi
 say "images preloaded ($(ctr -n k8s.io images ls -q | grep -vc '^sha256:') images)"
 `)
-	if k.Role != "control-plane" {
-		b.WriteString(`
-if [ ! -f /etc/kubernetes/kubelet.conf ]; then
-	if [ -f /etc/kiln/kubeadm-join.yaml ]; then
-		say "kubeadm join"
-		kubeadm join --config /etc/kiln/kubeadm-join.yaml
-	else
-		say "worker waiting for a join configuration (/etc/kiln/kubeadm-join.yaml, from the per-node config)"
-		exit 0
-	fi
-fi
-say "node joined"
-`)
-		return b.String()
-	}
 	b.WriteString(`
 healthy_etcd() { curl -sf http://127.0.0.1:2381/health | grep -q '"health":"true"'; }
 ready_api() { curl -ksf https://127.0.0.1:6443/readyz | grep -qx ok; }
 
-if [ ! -f "$state/init-done" ] && [ -f /etc/kubernetes/admin.conf ] && wait_for 300 ready_api; then
-	touch "$state/init-done" # kubeadm init finished before an interruption
-fi
-if [ ! -f "$state/init-done" ]; then
-	if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ] || [ -d /var/lib/etcd/member ]; then
-		say "an interrupted first boot left a partial control plane: resetting it"
-		kubeadm reset -f >/dev/null 2>&1 || true
-		rm -rf /var/lib/etcd/member
+if [ -f ` + KubeadmJoinPath + ` ]; then
+	# This node joins a cluster (its per-node config says how).
+	if [ ! -f /etc/kubernetes/kubelet.conf ]; then
+		say "kubeadm join"
+		kubeadm join --config ` + KubeadmJoinPath + `
 	fi
-	say "kubeadm init"
-	kubeadm init --config ` + KubeadmConfigPath + ` --skip-token-print
-	touch "$state/init-done"
+	say "node joined"
+`)
+	if k.Role == "control-plane" {
+		b.WriteString(`else
+	if [ ! -f "$state/init-done" ] && [ -f /etc/kubernetes/admin.conf ] && wait_for 300 ready_api; then
+		touch "$state/init-done" # kubeadm init finished before an interruption
+	fi
+	if [ ! -f "$state/init-done" ]; then
+		if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ] || [ -d /var/lib/etcd/member ]; then
+			say "an interrupted first boot left a partial control plane: resetting it"
+			kubeadm reset -f >/dev/null 2>&1 || true
+			rm -rf /var/lib/etcd/member
+		fi
+		say "kubeadm init"
+		upload=""
+		grep -q '^certificateKey:' ` + KubeadmConfigPath + ` && upload=--upload-certs
+		kubeadm init --config ` + KubeadmConfigPath + ` --skip-token-print $upload
+		touch "$state/init-done"
+	fi
 fi
 wait_for 900 healthy_etcd && say "etcd healthy"
 wait_for 900 ready_api && say "apiserver ready"
 `)
-	if k.CNI == "flannel" {
+	} else {
+		b.WriteString(`else
+	say "worker waiting for a join configuration (` + KubeadmJoinPath + `, from the per-node config)"
+	exit 0
+fi
+`)
+	}
+	if k.CNI == "flannel" && k.Role == "control-plane" {
 		b.WriteString(`
 cni=$(sha256sum ` + FlannelManifest + ` | cut -d' ' -f1)
 if [ "$(cat "$state/cni" 2>/dev/null || true)" != "$cni" ]; then
@@ -107,6 +112,7 @@ say "CNI applied (flannel)"
 	}
 	b.WriteString(`
 node=$(hostname | tr 'A-Z' 'a-z')
+[ -f "$KUBECONFIG" ] || KUBECONFIG=/etc/kubernetes/kubelet.conf # a worker may read its own node
 wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && say "node Ready"
 `)
 	return b.String()

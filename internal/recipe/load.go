@@ -57,39 +57,68 @@ func Load(path string) (*Loaded, error) {
 // fields, wrong types, apiVersion and kind) but not the meaning of the values. It also returns
 // where each field stands, for later checks to locate their messages.
 func Parse(file string, data []byte) (*Recipe, positions, Errors) {
-	c := &collector{file: file, pos: positions{}}
+	var r Recipe
+	d := Decode(file, data, Kind, &r)
+	if !d.decoded {
+		return nil, d.pos, d.errs
+	}
+	return &r, d.pos, d.errs
+}
+
+// Document is a kiln YAML document (a recipe, a cluster definition) being read: its problems
+// so far, and where each field stands so that later checks can locate theirs.
+type Document struct {
+	collector
+	decoded bool
+}
+
+// Add records a problem about the field at path (e.g. nodes[1].address).
+func (d *Document) Add(path, format string, args ...any) { d.add(path, format, args...) }
+
+// Err returns every problem recorded, sorted by position, or nil.
+func (d *Document) Err() error {
+	if len(d.errs) == 0 {
+		return nil
+	}
+	return d.errs.sorted()
+}
+
+// Decode strictly decodes a document of kind into v (a pointer to its Go type): every shape
+// problem (unknown or misspelt field, wrong type, key given twice, wrong apiVersion or kind) is
+// recorded with its line. Fields with shape errors are left at their zero values, so that the
+// values' meaning can be checked too and every problem reported at once.
+func Decode(file string, data []byte, kind string, v any) *Document {
+	d := &Document{collector: collector{file: file, pos: positions{}}}
+	c := &d.collector
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := yamlErrorLine(err)
 		c.errs = append(c.errs, FieldError{File: file, Line: line, Col: 1, Msg: msg})
-		return nil, c.pos, c.errs
+		return d
 	}
 	if len(bytes.TrimSpace(data)) == 0 || len(doc.Content) == 0 {
-		c.add("", "empty recipe: expected apiVersion: %s and kind: %s", APIVersion, Kind)
-		return nil, c.pos, c.errs
+		c.add("", "empty document: expected apiVersion: %s and kind: %s", APIVersion, kind)
+		return d
 	}
 	root := doc.Content[0]
 	c.pos[""] = pos{root.Line, root.Column}
 	if root.Kind != yaml.MappingNode {
-		c.add("", "a recipe must be a mapping of fields, found %s", kindName(root))
-		return nil, c.pos, c.errs
+		c.add("", "a %s must be a mapping of fields, found %s", kind, kindName(root))
+		return d
 	}
-	if !checkVersion(c, root) {
-		return nil, c.pos, c.errs
+	if !checkVersion(c, root, kind) {
+		return d
 	}
-	checkShape(c, root, reflect.TypeOf(Recipe{}), "")
-	// Decode what can be decoded, so that the values' meaning is checked too: every problem
-	// is reported at once. Fields with shape errors are left at their zero values.
-	var r Recipe
-	err := root.Decode(&r)
+	checkShape(c, root, reflect.TypeOf(v).Elem(), "")
+	err := root.Decode(v)
 	switch {
 	case err != nil && len(c.errs) == 0:
 		c.add("", "decoding: %v", err)
-		return nil, c.pos, c.errs
-	case c.ambiguous:
-		return nil, c.pos, c.errs // a key given twice: the decoder trusts neither value
+	case c.ambiguous: // a key given twice: the decoder trusts neither value
+	default:
+		d.decoded = true
 	}
-	return &r, c.pos, c.errs
+	return d
 }
 
 // without drops the problems in later that concern a field (or a part of one) that earlier
@@ -112,8 +141,8 @@ func without(later, earlier Errors) Errors {
 
 // checkVersion requires apiVersion and kind before anything else is read: a document of another
 // version would only produce noise about fields.
-func checkVersion(c *collector, root *yaml.Node) bool {
-	want := map[string]string{"apiVersion": APIVersion, "kind": Kind}
+func checkVersion(c *collector, root *yaml.Node, kind string) bool {
+	want := map[string]string{"apiVersion": APIVersion, "kind": kind}
 	ok := true
 	for _, key := range []string{"apiVersion", "kind"} {
 		v := mappingValue(root, key)

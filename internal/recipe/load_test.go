@@ -35,9 +35,9 @@ func TestLoadRejects(t *testing.T) {
 		body string
 		want string // every located message, one a line, with "r.yaml" for the file
 	}{
-		{"empty", "", "r.yaml:1:1: empty recipe: expected apiVersion: kiln.dev/v1alpha1 and kind: NodeImage"},
+		{"empty", "", "r.yaml:1:1: empty document: expected apiVersion: kiln.dev/v1alpha1 and kind: NodeImage"},
 		{"yaml syntax", head + "base: [unclosed\n", "r.yaml:6:1: invalid YAML: did not find expected ',' or ']'"},
-		{"not a mapping", "- a\n- b\n", "r.yaml:1:1: a recipe must be a mapping of fields, found a list"},
+		{"not a mapping", "- a\n- b\n", "r.yaml:1:1: a NodeImage must be a mapping of fields, found a list"},
 		{"missing apiVersion", "kind: NodeImage\n", "r.yaml:1:1: apiVersion: required: apiVersion: kiln.dev/v1alpha1"},
 		{"wrong apiVersion", "apiVersion: kiln.dev/v9\nkind: NodeImage\n", `r.yaml:1:13: apiVersion: unsupported apiVersion "kiln.dev/v9"; this kiln reads kiln.dev/v1alpha1`},
 		{"wrong kind", "apiVersion: kiln.dev/v1alpha1\nkind: Pod\n", `r.yaml:2:7: kind: unsupported kind "Pod"; this kiln reads NodeImage`},

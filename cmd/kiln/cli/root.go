@@ -53,7 +53,7 @@ systemd-boot on the ESP, and a persistent var partition prepared at first boot.`
 	root.PersistentFlags().StringVar(&g.output, "output", "text", "output format: text or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.UsageError{Err: err} })
 	root.AddCommand(newBuildCmd(g), newValidateCmd(g), newPlanCmd(g), newInspectCmd(g),
-		newVersionCmd(g), newImagesCmd(g), newSchemaCmd(g), newRunCmd(g))
+		newVersionCmd(g), newImagesCmd(g), newSchemaCmd(g), newRunCmd(g), newConfigCmd(g), newClusterCmd(g))
 	return root
 }
 

@@ -1,7 +1,8 @@
 // Command init is kiln's /init: PID 1 of the initramfs. It mounts the kernel filesystems, loads
 // the boot modules, finds the disk's partitions by GPT type and label, mounts the root slot
 // read-only, prepares the persistent var partition (created and grown to fill the disk on first
-// boot), overlays /etc with an upper layer on /var, and hands over to systemd.
+// boot), overlays /etc with an upper layer on /var, applies the node's Ignition config once
+// (nodeconfig.go), and hands over to systemd.
 //
 // Kernel command-line parameters it reads:
 //
@@ -85,7 +86,10 @@ func run(cfg config) error {
 	if err := setupVar(vr.dev, first); err != nil {
 		return err
 	}
-	return setupWritable(first)
+	if err := setupWritable(first); err != nil {
+		return err
+	}
+	return applyNodeConfig(parts)
 }
 
 func readCmdline() config {

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/u-root/u-root/pkg/mount"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-dev/kiln/internal/nodeconfig"
+)
+
+// Where a per-node config is looked for, in order (the first found is used).
+const (
+	fwCfgConfig     = "/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw"
+	espConfig       = "kiln/config.ign" // on the ESP: \kiln\config.ign
+	labelConfig     = "kiln-config"     // a partition with this GPT label, config.ign at its root
+	typeESP         = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+	nodeConfigState = "/var/lib/kiln/node-config"
+)
+
+// applyNodeConfig applies the node's Ignition config once, on the first boot that finds one
+// (or on the first boot at all). The state file records the applied config's digest; it says
+// "applying" while an attempt is under way so that an interrupted one resumes.
+func applyNodeConfig(ps partitions) error {
+	state, _ := os.ReadFile(nodeConfigState)
+	raw, from, err := findNodeConfig(ps)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(raw)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	done, resume := string(bytes.TrimSpace(state)), false
+	switch {
+	case strings.HasPrefix(done, "applying "):
+		resume = true
+	case done != "":
+		if raw != nil && done != digest {
+			say("node config from %s differs from the one applied at first boot; configs apply once, it is ignored", from)
+		}
+		return nil
+	}
+	if raw == nil {
+		say("no node config (looked in fw_cfg, the ESP's \\kiln\\config.ign and a %q partition)", labelConfig)
+		return writeState("none")
+	}
+	cfg, err := nodeconfig.Parse(from, raw)
+	if err != nil {
+		return fmt.Errorf("node config %v", err)
+	}
+	if err := writeState("applying " + digest); err != nil {
+		return err
+	}
+	if err := nodeconfig.Apply(cfg, "/", resume); err != nil {
+		return fmt.Errorf("applying node config from %s: %w", from, err)
+	}
+	say("node config from %s applied (%s)", from, digest[:19])
+	return writeState(digest)
+}
+
+func writeState(s string) error {
+	if err := os.MkdirAll("/var/lib/kiln", 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(nodeConfigState+".new", []byte(s+"\n"), 0o644); err != nil {
+		return fmt.Errorf("recording the node config state: %w", err)
+	}
+	if err := os.Rename(nodeConfigState+".new", nodeConfigState); err != nil {
+		return fmt.Errorf("recording the node config state: %w", err)
+	}
+	unix.Sync()
+	return nil
+}
+
+// findNodeConfig returns the first config found and where it came from, or nil.
+func findNodeConfig(ps partitions) ([]byte, string, error) {
+	if b, err := os.ReadFile(fwCfgConfig); err == nil {
+		return b, "fw_cfg:opt/com.coreos/config", nil
+	}
+	for _, p := range ps {
+		file := ""
+		switch {
+		case strings.EqualFold(p.typ, typeESP):
+			file = espConfig
+		case p.label == labelConfig:
+			file = "config.ign"
+		default:
+			continue
+		}
+		b, err := readFromPartition(p.dev, file)
+		if err != nil {
+			return nil, "", err
+		}
+		if b != nil {
+			return b, p.dev + ":/" + file, nil
+		}
+	}
+	return nil, "", nil
+}
+
+// readFromPartition mounts dev read-only and reads file from it; nil when it has no such file.
+func readFromPartition(dev, file string) ([]byte, error) {
+	dir := "/run/kiln/mnt"
+	var err error
+	for _, fs := range []string{"vfat", "ext4", "iso9660"} {
+		if _, err = mount.Mount(dev, dir, fs, "", unix.MS_RDONLY, mkdir(dir)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil // not a file system kiln reads: no config there
+	}
+	defer unix.Unmount(dir, 0)
+	b, err := os.ReadFile(dir + "/" + file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from %s: %w", file, dev, err)
+	}
+	return b, nil
+}

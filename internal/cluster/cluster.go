@@ -1,0 +1,189 @@
+// Package cluster owns cluster definitions: which nodes make a cluster, their addresses and
+// roles, and the per-node Ignition configs and secrets (CAs, bootstrap token, certificate key,
+// admin kubeconfig) that `kiln cluster init` generates from one. Secrets live only in the
+// output directory, never in an image.
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/kiln-dev/kiln/internal/plan"
+	"github.com/kiln-dev/kiln/internal/recipe"
+)
+
+// Kind is the kind of document a cluster definition is.
+const Kind = "Cluster"
+
+// Cluster is a cluster definition.
+type Cluster struct {
+	APIVersion string `yaml:"apiVersion" doc:"Must be kiln.dev/v1alpha1."`
+	Kind       string `yaml:"kind" doc:"Must be Cluster."`
+	Name       string `yaml:"name" doc:"The cluster's name (kubeconfig context and cluster name)."`
+	// KubernetesVersion must match the recipes' kubernetes.version.
+	KubernetesVersion string `yaml:"kubernetesVersion" doc:"Kubernetes version, e.g. v1.37.1; must match the recipes."`
+	// ControlPlaneEndpoint defaults to the first control-plane node's address, port 6443.
+	ControlPlaneEndpoint string `yaml:"controlPlaneEndpoint,omitempty" doc:"host:port of the API for the nodes; default: the first control plane's address:6443."`
+	// Gateway is the nodes' default route; without one the route is on-link (an isolated
+	// network has no router, and kubelet needs a default route to pick the node's address).
+	Gateway string            `yaml:"gateway,omitempty" doc:"IPv4 default gateway of the nodes' network; default: an on-link default route."`
+	DNS     []string          `yaml:"dns,omitempty" doc:"DNS servers for the nodes."`
+	Recipes map[string]string `yaml:"recipes" doc:"Recipe of the image each role boots: control-plane and worker (paths relative to this file)."`
+	Nodes   []Node            `yaml:"nodes" doc:"The cluster's machines; the first control-plane node initialises the cluster."`
+}
+
+// Node is one machine of the cluster.
+type Node struct {
+	Name    string `yaml:"name" doc:"Node name (hostname), a DNS label."`
+	Role    string `yaml:"role" doc:"control-plane or worker."`
+	Address string `yaml:"address" doc:"Static IPv4 address with prefix length, e.g. 10.10.0.10/24."`
+	MAC     string `yaml:"mac" doc:"MAC address of the interface that gets the address, e.g. 52:54:00:00:10:10."`
+}
+
+// Loaded is a cluster definition read from a file, with its recipes.
+type Loaded struct {
+	Cluster Cluster
+	File    string
+	Recipes map[string]*recipe.Loaded // by role
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// Load reads and checks a cluster definition and the recipes it names. Every problem is
+// reported at once, located by line.
+func Load(file string) (*Loaded, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading cluster definition: %w", err)
+	}
+	var c Cluster
+	d := recipe.Decode(file, data, Kind, &c)
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	l := &Loaded{Cluster: c, File: file, Recipes: map[string]*recipe.Loaded{}}
+	check(d, c)
+	for role, p := range c.Recipes {
+		r, err := recipe.Load(recipe.Resolve(filepath.Dir(file), p))
+		if err != nil {
+			d.Add("recipes."+role, "%v", err)
+			continue
+		}
+		l.Recipes[role] = r
+		checkRecipe(d, c, role, r)
+	}
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func check(d *recipe.Document, c Cluster) {
+	if !dnsLabel.MatchString(c.Name) {
+		d.Add("name", "%q is not a DNS label (lower-case letters, digits and '-')", c.Name)
+	}
+	if c.KubernetesVersion == "" {
+		d.Add("kubernetesVersion", "required, e.g. v1.37.1")
+	}
+	if c.Gateway != "" {
+		if a, err := netip.ParseAddr(c.Gateway); err != nil || !a.Is4() {
+			d.Add("gateway", "%q is not an IPv4 address", c.Gateway)
+		}
+	}
+	for i, s := range c.DNS {
+		if _, err := netip.ParseAddr(s); err != nil {
+			d.Add(fmt.Sprintf("dns[%d]", i), "%q is not an IP address", s)
+		}
+	}
+	for role := range c.Recipes {
+		if role != "control-plane" && role != "worker" {
+			d.Add("recipes."+role, "unknown role %q: want control-plane or worker", role)
+		}
+	}
+	checkNodes(d, c)
+}
+
+func checkNodes(d *recipe.Document, c Cluster) {
+	if len(c.Nodes) == 0 {
+		d.Add("nodes", "a cluster needs at least one node")
+	}
+	names, addrs, macs := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	cp := 0
+	for i, n := range c.Nodes {
+		at := func(f string) string { return fmt.Sprintf("nodes[%d].%s", i, f) }
+		if !dnsLabel.MatchString(n.Name) {
+			d.Add(at("name"), "%q is not a DNS label (lower-case letters, digits and '-')", n.Name)
+		} else if names[n.Name] {
+			d.Add(at("name"), "%q is used by another node", n.Name)
+		}
+		names[n.Name] = true
+		switch n.Role {
+		case "control-plane":
+			cp++
+		case "worker":
+		default:
+			d.Add(at("role"), "%q: want control-plane or worker", n.Role)
+		}
+		if _, ok := c.Recipes[n.Role]; !ok && (n.Role == "control-plane" || n.Role == "worker") {
+			d.Add(at("role"), "no recipe for role %s in recipes", n.Role)
+		}
+		if p, err := netip.ParsePrefix(n.Address); err != nil || !p.Addr().Is4() || p.Bits() == 32 {
+			d.Add(at("address"), "%q: want an IPv4 address with its prefix length, e.g. 10.10.0.10/24", n.Address)
+		} else if addrs[p.Addr().String()] {
+			d.Add(at("address"), "%s is used by another node", p.Addr())
+		} else {
+			addrs[p.Addr().String()] = true
+		}
+		if hw, err := net.ParseMAC(n.MAC); err != nil || len(hw) != 6 {
+			d.Add(at("mac"), "%q is not a MAC address (xx:xx:xx:xx:xx:xx)", n.MAC)
+		} else if macs[hw.String()] {
+			d.Add(at("mac"), "%s is used by another node", hw)
+		} else {
+			macs[hw.String()] = true
+		}
+	}
+	if len(c.Nodes) > 0 && cp == 0 {
+		d.Add("nodes", "no node has role control-plane")
+	}
+}
+
+// checkRecipe requires the role's recipe to build a node of that role and version.
+func checkRecipe(d *recipe.Document, c Cluster, role string, r *recipe.Loaded) {
+	k := r.Recipe.Kubernetes
+	switch {
+	case k == nil:
+		d.Add("recipes."+role, "%s has no kubernetes section", r.File)
+	case k.Version != c.KubernetesVersion:
+		d.Add("kubernetesVersion", "%s, but %s builds Kubernetes %s", c.KubernetesVersion, r.File, k.Version)
+	case plan.KubernetesDefaults(*k).Role != role:
+		d.Add("recipes."+role, "%s builds a %s node, not a %s", r.File, plan.KubernetesDefaults(*k).Role, role)
+	}
+}
+
+// Endpoint is where nodes reach the API: controlPlaneEndpoint, or the first control plane.
+func (c Cluster) Endpoint() string {
+	if c.ControlPlaneEndpoint != "" {
+		return c.ControlPlaneEndpoint
+	}
+	return net.JoinHostPort(c.First().IP(), "6443")
+}
+
+// First is the control-plane node that runs kubeadm init.
+func (c Cluster) First() Node {
+	for _, n := range c.Nodes {
+		if n.Role == "control-plane" {
+			return n
+		}
+	}
+	return Node{}
+}
+
+// IP is the node's address without its prefix length.
+func (n Node) IP() string {
+	p, _ := netip.ParsePrefix(n.Address)
+	return p.Addr().String()
+}
