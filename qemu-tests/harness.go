@@ -183,6 +183,11 @@ func (m *Machine) Milestone(name string, re *regexp.Regexp, timeout time.Duratio
 	if err != nil {
 		m.t.Fatal(err)
 	}
+	m.RecordAt(name, i)
+}
+
+// RecordAt records milestone name at the time console line i was read.
+func (m *Machine) RecordAt(name string, i int) {
 	m.mu.Lock()
 	m.milestones = append(m.milestones, Milestone{Name: name, Seconds: m.stamps[i].Sub(m.start).Seconds()})
 	m.mu.Unlock()

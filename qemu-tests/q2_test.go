@@ -29,9 +29,9 @@ const etcdctl = "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubern
 func bootControlPlane(t *testing.T, disk, name string) *Machine {
 	m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2}, artifactDir(t), name)
 	bootToShell(t, m)
-	m.Milestone("etcd healthy", reEtcd, 25*time.Minute)
-	m.Milestone("apiserver ready", reAPI, 10*time.Minute)
-	m.Milestone("node Ready", reNodeReady, 20*time.Minute)
+	clusterMilestone(t, m, "etcd healthy", reEtcd, 25*time.Minute)
+	clusterMilestone(t, m, "apiserver ready", reAPI, 10*time.Minute)
+	clusterMilestone(t, m, "node Ready", reNodeReady, 20*time.Minute)
 	t.Logf("%s milestones: %s", name, formatMilestones(m.Milestones()))
 	return m
 }

@@ -139,3 +139,26 @@ func mustRun(t *testing.T, m *Machine, cmd string, want int) string {
 	}
 	return out
 }
+
+// clusterMilestone waits for a first-boot milestone of a Kubernetes node; when it does not
+// come, what the node was doing is logged before the test fails.
+func clusterMilestone(t *testing.T, m *Machine, name string, re *regexp.Regexp, timeout time.Duration) {
+	t.Helper()
+	i, _, err := m.Wait(0, re, timeout)
+	if err != nil {
+		for _, cmd := range []string{
+			"journalctl -u kiln-node-up --no-pager | tail -40",
+			"systemctl --failed --no-legend",
+			"crictl --runtime-endpoint unix:///run/containerd/containerd.sock ps -a 2>&1 | head -30",
+			"KUBECONFIG=/etc/kubernetes/admin.conf kubectl get nodes,pods -A -o wide 2>&1 | head -40",
+			"KUBECONFIG=/etc/kubernetes/admin.conf kubectl describe nodes 2>&1 | grep -A12 Conditions",
+			"journalctl -u kubelet --no-pager | grep -iE 'error|fail' | tail -20",
+			"uptime; free -m; ip -br addr; ip route",
+		} {
+			out, _ := m.Run(cmd, 2*time.Minute)
+			t.Logf("%s: %s\n%s", m.name, cmd, out)
+		}
+		t.Fatalf("%s: %s: %v", m.name, name, err)
+	}
+	m.RecordAt(name, i)
+}

@@ -252,4 +252,19 @@ func TestKubeadmAcceptsKilnConfig(t *testing.T) {
 	if err != nil {
 		t.Errorf("kubeadm config validate: %v\n%s", err, out)
 	}
+	// What `kiln cluster init` gives the first control plane, a worker and an extra control plane.
+	id := plan.NodeIdentity{Name: "cp1", IP: "10.10.0.10", Endpoint: "10.10.0.10:6443", Token: "abcdef.0123456789abcdef",
+		CertificateKey: strings.Repeat("ab", 32), CAHash: "sha256:" + strings.Repeat("0", 64), HA: true}
+	initCfg, err := plan.KubeadmInitConfig(*l.Recipe.Kubernetes, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, _ := plan.KubeadmJoinConfig(id, false)
+	extra, _ := plan.KubeadmJoinConfig(id, true)
+	for name, c := range map[string]string{"init": initCfg, "worker join": worker, "control-plane join": extra} {
+		os.WriteFile(cfg, []byte(c), 0o644)
+		if out, err := exec.Command(binary(t, "kubernetes", "kubeadm"), "config", "validate", "--config", cfg).CombinedOutput(); err != nil {
+			t.Errorf("kubeadm config validate (%s): %v\n%s\n%s", name, err, out, c)
+		}
+	}
 }

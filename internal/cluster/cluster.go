@@ -154,13 +154,15 @@ func checkNodes(d *recipe.Document, c Cluster) {
 // checkRecipe requires the role's recipe to build a node of that role and version.
 func checkRecipe(d *recipe.Document, c Cluster, role string, r *recipe.Loaded) {
 	k := r.Recipe.Kubernetes
-	switch {
-	case k == nil:
+	if k == nil {
 		d.Add("recipes."+role, "%s has no kubernetes section", r.File)
-	case k.Version != c.KubernetesVersion:
-		d.Add("kubernetesVersion", "%s, but %s builds Kubernetes %s", c.KubernetesVersion, r.File, k.Version)
-	case plan.KubernetesDefaults(*k).Role != role:
-		d.Add("recipes."+role, "%s builds a %s node, not a %s", r.File, plan.KubernetesDefaults(*k).Role, role)
+		return
+	}
+	if k.Version != c.KubernetesVersion {
+		d.Add("kubernetesVersion", "%s, but the %s recipe %s builds Kubernetes %s", c.KubernetesVersion, role, r.File, k.Version)
+	}
+	if got := plan.KubernetesDefaults(*k).Role; got != role {
+		d.Add("recipes."+role, "%s builds a %s node, not a %s", r.File, got, role)
 	}
 }
 

@@ -22,7 +22,14 @@ func (l *Loaded) NodeConfig(s *Secrets, n Node) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := plan.NodeIdentity{Name: n.Name, IP: n.IP(), Endpoint: c.Endpoint(), Token: s.Token, CertificateKey: s.CertificateKey, CAHash: hash}
+	cps := 0
+	for _, m := range c.Nodes {
+		if m.Role == "control-plane" {
+			cps++
+		}
+	}
+	id := plan.NodeIdentity{Name: n.Name, IP: n.IP(), Endpoint: c.Endpoint(), Token: s.Token, CertificateKey: s.CertificateKey,
+		CAHash: hash, HA: cps > 1}
 	files := map[string]fileSpec{
 		"/etc/hostname": {data: n.Name + "\n", mode: 0o644},
 		"/etc/systemd/network/10-kiln-cluster.network": {data: c.networkUnit(n), mode: 0o644},

@@ -142,6 +142,7 @@ type NodeIdentity struct {
 	Token          string // bootstrap token
 	CertificateKey string // key of the control-plane certificates kubeadm uploads
 	CAHash         string // sha256:… of the cluster CA's public key, for discovery
+	HA             bool   // the cluster has more than one control-plane node
 }
 
 // KubeadmInitConfig writes kubeadm's InitConfiguration, ClusterConfiguration,
@@ -160,10 +161,15 @@ func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
 		"dns": map[string]any{"imageTag": CoreDNSImageTag},
 		// so that a forwarded port (kiln run -p 6443:6443) reaches the API with a valid name
 		"apiServer": map[string]any{"certSANs": []any{"127.0.0.1", "localhost"}},
-		// Leases long enough that a busy first boot does not make them lose leadership and exit.
-		"controllerManager": map[string]any{"extraArgs": leaseArgs},
-		"scheduler":         map[string]any{"extraArgs": leaseArgs},
-		"etcd":              map[string]any{"local": map[string]any{"imageTag": EtcdImageTag}},
+		"controllerManager": map[string]any{"extraArgs": leaderElection(id.HA)},
+		"scheduler":         map[string]any{"extraArgs": leaderElection(id.HA)},
+		"etcd": map[string]any{"local": map[string]any{"imageTag": EtcdImageTag,
+			// A request times out after 5 s + 2 election timeouts: on a busy first boot (or
+			// under emulation) etcd's defaults (100 ms, 1 s) make the API fail requests.
+			"extraArgs": []any{
+				map[string]any{"name": "heartbeat-interval", "value": "500"},
+				map[string]any{"name": "election-timeout", "value": "5000"},
+			}}},
 	}
 	if k.ControlPlaneEndpoint != "" {
 		cluster["controlPlaneEndpoint"] = k.ControlPlaneEndpoint
@@ -255,9 +261,17 @@ func yamlDocs(docs ...map[string]any) (string, error) {
 	return "# Written by kiln.\n" + strings.Join(parts, "---\n"), nil
 }
 
-var leaseArgs = []any{
-	map[string]any{"name": "leader-elect-lease-duration", "value": "60s"},
-	map[string]any{"name": "leader-elect-renew-deadline", "value": "40s"},
+// leaderElection: with one control plane there is no one to elect, and a busy first boot
+// makes the controller manager and scheduler lose their lease and exit; with several, the
+// leases are long enough to ride out a slow API.
+func leaderElection(ha bool) []any {
+	if !ha {
+		return []any{map[string]any{"name": "leader-elect", "value": "false"}}
+	}
+	return []any{
+		map[string]any{"name": "leader-elect-lease-duration", "value": "60s"},
+		map[string]any{"name": "leader-elect-renew-deadline", "value": "40s"},
+	}
 }
 
 // merge lays over's fields onto base, recursing into mappings.

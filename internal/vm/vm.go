@@ -6,6 +6,7 @@ package vm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -27,10 +28,18 @@ type Config struct {
 	CPUs     int
 	Forwards []Forward
 	Ignition string // a per-node config passed by fw_cfg as opt/com.coreos/config
-	Accel    string // auto (default), kvm or tcg
-	Serial   string // chardev for the serial console: "stdio" (default) or e.g. "file:/tmp/x"
-	Monitor  bool   // multiplex the QEMU monitor on stdio (Ctrl-A c), for interactive use
+	// LAN, when not 0, adds a second interface on a private Ethernet segment shared by every
+	// VM on this machine given the same number: QEMU socket multicast (group LANGroup, UDP
+	// port LAN) bound to 127.0.0.1, so the segment never leaves the host.
+	LAN     int
+	MAC     string // that interface's MAC address; default derived from the image path
+	Accel   string // auto (default), kvm or tcg
+	Serial  string // chardev for the serial console: "stdio" (default) or e.g. "file:/tmp/x"
+	Monitor bool   // multiplex the QEMU monitor on stdio (Ctrl-A c), for interactive use
 }
+
+// LANGroup is the multicast group of private segments.
+const LANGroup = "230.0.0.1"
 
 // QEMU is the emulator binary kiln runs.
 const QEMU = "qemu-system-x86_64"
@@ -182,6 +191,15 @@ func args(c Config, accel, code, vars string) []string {
 		a = append(a, "-serial", "mon:stdio")
 	} else {
 		a = append(a, "-serial", serial, "-monitor", "none")
+	}
+	if c.LAN != 0 {
+		mac := c.MAC
+		if mac == "" {
+			sum := sha256.Sum256([]byte(c.Image))
+			mac = fmt.Sprintf("52:54:00:%02x:%02x:%02x", sum[0], sum[1], sum[2])
+		}
+		a = append(a, "-netdev", fmt.Sprintf("socket,id=lan,mcast=%s:%d,localaddr=127.0.0.1", LANGroup, c.LAN),
+			"-device", "virtio-net-pci,netdev=lan,mac="+mac)
 	}
 	if c.Ignition != "" {
 		a = append(a, "-fw_cfg", "name=opt/com.coreos/config,file="+c.Ignition)

@@ -24,6 +24,12 @@ func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: kiln.dev/v1alpha1\nkind: NodeImage\nmetadata: {name: x}\nbase: debian\nbogus: 1\n"), 0o644)
+	badIgn := filepath.Join(dir, "bad.ign")
+	os.WriteFile(badIgn, []byte("{\"ignition\": {\"version\": \"3.5.0\"},\n \"storage\": {\"raid\": [{\"name\": \"r\", \"level\": \"raid1\", \"devices\": [\"/dev/a\"]}]}}"), 0o644)
+	badBu := filepath.Join(dir, "bad.bu")
+	os.WriteFile(badBu, []byte("variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n  - path: /etc/x\n    mode: nope\n"), 0o644)
+	goodBu := filepath.Join(dir, "good.bu")
+	os.WriteFile(goodBu, []byte("variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n  - path: /etc/x\n    contents: {inline: hi}\n"), 0o644)
 	good := filepath.Join(dir, "good.yaml")
 	os.WriteFile(good, []byte("apiVersion: kiln.dev/v1alpha1\nkind: NodeImage\nmetadata: {name: x}\nbase: debian:12\n"), 0o644)
 	tests := []struct {
@@ -40,6 +46,11 @@ func TestExitCodes(t *testing.T) {
 		{"bad port forward", []string{"run", "x.raw", "-p", "6443"}, exitcode.Invalid, `-p "6443": want HOST:GUEST ports, e.g. 6443:6443`},
 		{"bad mirror flag", []string{"plan", good, "--mirror", "registry.k8s.io"}, exitcode.Invalid, `--mirror "registry.k8s.io": want PREFIX=LOCATION`},
 		{"inspect a non-image", []string{"inspect", good}, exitcode.Failure, "reading partition table"},
+		{"unsupported Ignition section", []string{"config", "check", badIgn}, exitcode.Invalid, badIgn + ":2:23: $.storage.raid: storage.raid is not supported by kiln"},
+		{"Butane type error", []string{"config", "check", badBu}, exitcode.Invalid, badBu + ":6:1: cannot unmarshal !!str `nope` into int"},
+		{"valid Butane", []string{"config", "check", goodBu}, exitcode.OK, ""},
+		{"cluster init needs -o", []string{"cluster", "init", good}, exitcode.Invalid, "-o DIR is required"},
+		{"cluster init of a recipe", []string{"cluster", "init", good, "-o", dir}, exitcode.Invalid, "unsupported kind \"NodeImage\"; this kiln reads Cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,8 @@ func newRunCmd(g *globals) *cobra.Command {
 Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to quit.`,
 		Example: `  kiln run out/minimal.raw
   kiln run out/control-plane.raw -p 6443:6443 --memory 4096
-  kiln run out/minimal.raw --ignition node1.ign --persist`,
+  kiln run out/minimal.raw --ignition node1.ign --persist
+  kiln run cp1.raw --ignition out/cluster/cp1.ign --lan 42042 --mac 52:54:00:00:10:10 -p 6443:6443`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c.Image = a[0]
@@ -32,6 +33,23 @@ Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to
 					return err
 				}
 				c.Forwards = append(c.Forwards, f)
+			}
+			if c.Ignition != "" {
+				// Butane is translated here; either is checked before the VM starts.
+				ign, err := loadNodeConfig(c.Ignition)
+				if err != nil {
+					return err
+				}
+				f, err := os.CreateTemp("", "kiln-node-*.ign")
+				if err != nil {
+					return err
+				}
+				defer os.Remove(f.Name())
+				if _, err := f.Write(ign); err != nil {
+					return err
+				}
+				f.Close()
+				c.Ignition = f.Name()
 			}
 			c.Monitor = true
 			q, cleanup, err := vm.Command(cmd.Context(), c, os.Stdout, os.Stderr)
@@ -51,7 +69,9 @@ Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to
 	cmd.Flags().StringArrayVarP(&ports, "port", "p", nil, "HOST:GUEST TCP port forward on 127.0.0.1; repeatable")
 	cmd.Flags().IntVarP(&c.MemoryMB, "memory", "m", 2048, "memory in MiB")
 	cmd.Flags().IntVar(&c.CPUs, "cpus", 2, "virtual CPUs")
-	cmd.Flags().StringVar(&c.Ignition, "ignition", "", "per-node Ignition config passed by fw_cfg (opt/com.coreos/config)")
+	cmd.Flags().StringVar(&c.Ignition, "ignition", "", "per-node config (Ignition JSON or Butane YAML) passed by fw_cfg (opt/com.coreos/config)")
+	cmd.Flags().IntVar(&c.LAN, "lan", 0, "UDP port of a private Ethernet segment on 127.0.0.1 shared with every VM run with the same --lan")
+	cmd.Flags().StringVar(&c.MAC, "mac", "", "MAC address of the --lan interface (as in the cluster definition)")
 	cmd.Flags().StringVar(&c.Accel, "accel", "auto", "auto, kvm or tcg")
 	return cmd
 }

@@ -6,6 +6,8 @@ package butane
 
 import (
 	"bytes"
+	"regexp"
+	"strconv"
 	"strings"
 
 	bconfig "github.com/coreos/butane/config"
@@ -38,11 +40,20 @@ func Load(file string, raw []byte) ([]byte, nodeconfig.Config, error) {
 	return ign, cfg, err
 }
 
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
 func translate(file string, raw []byte) ([]byte, error) {
 	out, rpt, err := bconfig.TranslateBytes(raw, common.TranslateBytesOptions{})
 	probs := nodeconfig.Problems(rpt)
 	if err != nil && len(probs) == 0 {
-		probs = append(probs, nodeconfig.Problem{Message: "butane: " + strings.TrimSpace(err.Error())})
+		// YAML type errors come as text: "yaml: unmarshal errors:\n  line 6: cannot …"
+		for _, m := range yamlLine.FindAllStringSubmatch(err.Error(), -1) {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			probs = append(probs, nodeconfig.Problem{Line: n, Column: 1, Message: m[2]})
+		}
+		if len(probs) == 0 {
+			probs = append(probs, nodeconfig.Problem{Message: "butane: " + strings.TrimSpace(err.Error())})
+		}
 	}
 	if len(probs) > 0 {
 		return nil, &nodeconfig.Error{File: file, Problems: probs}

@@ -1,0 +1,143 @@
+package qemutests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/vm"
+)
+
+// nodeConfig writes a Butane config and translates it with `kiln config translate`, as a
+// user would, returning the Ignition file.
+func nodeConfig(t *testing.T, butane string) string {
+	t.Helper()
+	kiln, _ := requireInputs(t)
+	dir := t.TempDir()
+	bu := filepath.Join(dir, "node.bu")
+	if err := os.WriteFile(bu, []byte(butane), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(kiln, "config", "translate", bu).Output()
+	if err != nil {
+		t.Fatalf("kiln config translate: %v", err)
+	}
+	ign := filepath.Join(dir, "node.ign")
+	if err := os.WriteFile(ign, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ign
+}
+
+// TestIgnitionApplied boots the minimal image with a per-node config by fw_cfg: files,
+// directories, links, a unit enabled with a drop-in, a masked unit, a user with an SSH key
+// and the hostname are in place when systemd starts, and the config is not applied again on
+// the next boot.
+func TestIgnitionApplied(t *testing.T) {
+	ign := nodeConfig(t, `variant: fcos
+version: 1.5.0
+passwd:
+  users:
+    - name: core
+      groups: [sudo]
+      ssh_authorized_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiln core@kiln"]
+storage:
+  files:
+    - path: /etc/hostname
+      overwrite: true
+      contents: {inline: "ign-node\n"}
+    - path: /etc/kiln-test/hello
+      mode: 0640
+      user: {name: core}
+      contents: {inline: "hello from ignition\n"}
+  directories:
+    - path: /var/lib/kiln-test
+      mode: 0700
+  links:
+    - path: /etc/kiln-test/link
+      target: /etc/kiln-test/hello
+systemd:
+  units:
+    - name: kiln-test.service
+      enabled: true
+      contents: |
+        [Service]
+        Type=oneshot
+        RemainAfterExit=yes
+        ExecStart=/bin/sh -c 'echo "$$GREETING" > /run/kiln-test'
+        [Install]
+        WantedBy=multi-user.target
+      dropins:
+        - name: 10-greeting.conf
+          contents: |
+            [Service]
+            Environment=GREETING=dropin-works
+    - name: systemd-timesyncd.service
+      mask: true
+`)
+	disk := copyImage(t, buildRecipe(t, "minimal"))
+	dir := artifactDir(t)
+	m := Boot(t, vm.Config{Image: disk, Persist: true, Ignition: ign}, dir, "first-boot")
+	bootToShell(t, m)
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: node config from fw_cfg:opt/com.coreos/config applied`), time.Second); err != nil {
+		t.Error(err)
+	}
+	for cmd, want := range map[string]string{
+		"hostname":                                "ign-node",
+		"cat /etc/kiln-test/hello":                "hello from ignition",
+		"stat -c '%a %U' /etc/kiln-test/hello":    "640 core",
+		"readlink /etc/kiln-test/link":            "/etc/kiln-test/hello",
+		"stat -c %a /var/lib/kiln-test":           "700",
+		"cat /run/kiln-test":                      "dropin-works",
+		"systemctl is-enabled kiln-test.service":  "enabled",
+		"systemctl is-enabled systemd-timesyncd":  "masked",
+		"cat /home/core/.ssh/authorized_keys":     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiln core@kiln",
+		"stat -c %U /home/core/.ssh":              "core",
+		"id -nG core":                             "core sudo",
+		"cut -d' ' -f1 /var/lib/kiln/node-config": "sha256:" + sha256File(t, ign),
+	} {
+		if out := mustRun(t, m, cmd, 0); out != want {
+			t.Errorf("`%s` = %q, want %q", cmd, out, want)
+		}
+	}
+	// Applied once: a change made after first boot survives the next boot.
+	mustRun(t, m, "echo changed > /etc/kiln-test/hello && sync", 0)
+	m.Kill()
+	m2 := Boot(t, vm.Config{Image: disk, Persist: true, Ignition: ign}, dir, "second-boot")
+	bootToShell(t, m2)
+	if out := mustRun(t, m2, "cat /etc/kiln-test/hello", 0); out != "changed" {
+		t.Errorf("the config was applied again on the second boot: hello = %q", out)
+	}
+}
+
+// TestIgnitionUnsupportedStopsBoot: a config section kiln does not implement stops the boot
+// with one located line naming it, and the machine powers off.
+func TestIgnitionUnsupportedStopsBoot(t *testing.T) {
+	ign := filepath.Join(t.TempDir(), "bad.ign")
+	os.WriteFile(ign, []byte("{\"ignition\": {\"version\": \"3.4.0\"},\n \"storage\": {\"luks\": [{\"name\": \"data\", \"device\": \"/dev/vdb\"}]}}\n"), 0o644)
+	disk := copyImage(t, buildRecipe(t, "minimal"))
+	m := Boot(t, vm.Config{Image: disk, Ignition: ign}, artifactDir(t), "unsupported")
+	want := regexp.MustCompile(`^kiln-init: error: node config fw_cfg:opt/com.coreos/config:2:23: \$\.storage\.luks: storage\.luks is not supported by kiln`)
+	if _, _, err := m.Wait(0, want, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Wait(0, regexp.MustCompile(`Welcome to|systemd\[1\]`), 0); err == nil {
+		t.Error("systemd started although the node config was refused")
+	}
+	if err := m.WaitExit(90 * time.Second); err != nil {
+		t.Errorf("after the error the machine did not power off: %v", err)
+	}
+}
+
+func sha256File(t *testing.T, p string) string {
+	t.Helper()
+	out, err := exec.Command("sha256sum", p).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(out))[0]
+}
