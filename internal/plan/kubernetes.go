@@ -160,7 +160,7 @@ func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
 		},
 		"dns": map[string]any{"imageTag": CoreDNSImageTag},
 		// so that a forwarded port (kiln run -p 6443:6443) reaches the API with a valid name
-		"apiServer": map[string]any{"certSANs": []any{"127.0.0.1", "localhost"}},
+		"apiServer":         map[string]any{"certSANs": []any{"127.0.0.1", "localhost"}},
 		"controllerManager": map[string]any{"extraArgs": leaderElection(id.HA)},
 		"scheduler":         map[string]any{"extraArgs": leaderElection(id.HA)},
 		"etcd": map[string]any{"local": map[string]any{"imageTag": EtcdImageTag,
