@@ -13,7 +13,7 @@ MIRRORS := --mirrors recipes/mirrors.yaml
 BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap
 TEST_DEPS := qemu-system-x86 qemu-utils ovmf time
 
-.PHONY: all kiln deps test-deps supply-deps base supply image minimal test test-controlplane bench clean
+.PHONY: all kiln deps test-deps supply-deps base supply image worker minimal test test-controlplane bench clean
 all: kiln
 
 kiln:
@@ -47,6 +47,10 @@ supply: supply-deps
 # The default image: a Kubernetes control plane that comes up by itself at first boot.
 image: base supply kiln
 	$(KILN) build recipes/control-plane.yaml $(MIRRORS) -o $(OUT)/control-plane.raw
+
+# A worker that joins the cluster its per-node config names (see recipes/cluster.yaml).
+worker: base supply kiln
+	$(KILN) build recipes/worker.yaml $(MIRRORS) -o $(OUT)/worker.raw
 
 # The smallest bootable image (no supply needed).
 minimal: base kiln

@@ -14,7 +14,7 @@ import (
 // tree's directory.
 func (b *Builder) DebianTools(ctx context.Context) (string, error) {
 	root := filepath.Join(b.Dir, "debian", "root")
-	stamp := strings.Join(DebianTools, " ")
+	stamp := strings.Join(DebianTools, " ") + " (with pre-depends)"
 	if s, err := os.ReadFile(filepath.Join(b.Dir, "debian", ".stamp")); err == nil && string(s) == stamp {
 		return root, nil
 	}
@@ -53,7 +53,7 @@ func (b *Builder) DebianTools(ctx context.Context) (string, error) {
 // container never runs (init systems, debconf, perl).
 func (b *Builder) debClosure(ctx context.Context) ([]string, error) {
 	args := append([]string{"depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
-		"--no-breaks", "--no-replaces", "--no-enhances", "--no-pre-depends"}, DebianTools...)
+		"--no-breaks", "--no-replaces", "--no-enhances"}, DebianTools...) // pre-depends kept: coreutils' libraries are
 	out, err := output(ctx, b.Dir, nil, "apt-cache", args...)
 	if err != nil {
 		return nil, fmt.Errorf("resolving Debian dependencies: %w", err)

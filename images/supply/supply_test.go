@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"debug/elf"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -266,5 +267,39 @@ func TestKubeadmAcceptsKilnConfig(t *testing.T) {
 		if out, err := exec.Command(binary(t, "kubernetes", "kubeadm"), "config", "validate", "--config", cfg).CombinedOutput(); err != nil {
 			t.Errorf("kubeadm config validate (%s): %v\n%s\n%s", name, err, out, c)
 		}
+	}
+}
+
+// TestDebianToolsHaveTheirLibraries: every program unpacked into the kube-proxy and flannel
+// images finds each shared library it needs inside the tree (flannel's install-cni runs cp).
+func TestDebianToolsHaveTheirLibraries(t *testing.T) {
+	root := filepath.Join(supplyDir(t), "debian", "root")
+	libs := map[string]bool{}
+	for _, d := range []string{"lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64"} {
+		entries, _ := os.ReadDir(filepath.Join(root, d))
+		for _, e := range entries {
+			libs[e.Name()] = true
+		}
+	}
+	checked := 0
+	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin"} {
+		entries, _ := os.ReadDir(filepath.Join(root, d))
+		for _, e := range entries {
+			f, err := elf.Open(filepath.Join(root, d, e.Name()))
+			if err != nil {
+				continue // a script or a link to one
+			}
+			needed, _ := f.ImportedLibraries()
+			f.Close()
+			checked++
+			for _, n := range needed {
+				if !libs[n] {
+					t.Errorf("/%s/%s needs %s, which is not in the tree", d, e.Name(), n)
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Errorf("only %d programs found in %s", checked, root)
 	}
 }
