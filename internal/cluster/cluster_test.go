@@ -118,6 +118,9 @@ func TestInit(t *testing.T) {
 			t.Errorf("cp1's kubeadm config lacks %q", want)
 		}
 	}
+	if strings.Contains(cp[plan.KubeadmConfigPath], "taints: []") {
+		t.Error("with a worker in the cluster, the control plane lost its NoSchedule taint")
+	}
 	for p, c := range w {
 		if strings.Contains(c, "PRIVATE KEY") {
 			t.Errorf("the worker's config carries a private key in %s", p)

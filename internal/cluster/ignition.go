@@ -29,7 +29,7 @@ func (l *Loaded) NodeConfig(s *Secrets, n Node) ([]byte, error) {
 		}
 	}
 	id := plan.NodeIdentity{Name: n.Name, IP: n.IP(), Endpoint: c.Endpoint(), Token: s.Token, CertificateKey: s.CertificateKey,
-		CAHash: hash, HA: cps > 1}
+		CAHash: hash, HA: cps > 1, Tainted: cps < len(c.Nodes)}
 	files := map[string]fileSpec{
 		"/etc/hostname": {data: n.Name + "\n", mode: 0o644},
 		"/etc/systemd/network/10-kiln-cluster.network": {data: c.networkUnit(n), mode: 0o644},

@@ -143,6 +143,7 @@ type NodeIdentity struct {
 	CertificateKey string // key of the control-plane certificates kubeadm uploads
 	CAHash         string // sha256:… of the cluster CA's public key, for discovery
 	HA             bool   // the cluster has more than one control-plane node
+	Tainted        bool   // control planes keep kubeadm's NoSchedule taint: the cluster has workers
 }
 
 // KubeadmInitConfig writes kubeadm's InitConfiguration, ClusterConfiguration,
@@ -185,10 +186,14 @@ func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
 		"failSwapOn":   true,
 	}
 	merge(kubelet, k.KubeletConfiguration)
+	reg := nodeRegistration(id)
+	if !id.Tainted {
+		reg["taints"] = []any{} // a cluster of one: workloads run on the control plane
+	}
 	init := map[string]any{
 		"apiVersion":       "kubeadm.k8s.io/v1beta4",
 		"kind":             "InitConfiguration",
-		"nodeRegistration": nodeRegistration(id),
+		"nodeRegistration": reg,
 		"patches":          map[string]any{"directory": KubeadmPatchesDir},
 		"timeouts":         timeouts,
 	}

@@ -1,0 +1,381 @@
+package qemutests
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/vm"
+)
+
+// Console lines the first-boot program prints.
+var (
+	reEtcd        = regexp.MustCompile(`kiln: etcd healthy`)
+	reAPI         = regexp.MustCompile(`kiln: apiserver ready`)
+	reNodeReady   = regexp.MustCompile(`kiln: node Ready`)
+	reKubeadmInit = regexp.MustCompile(`kiln: kubeadm init`)
+	reJoined      = regexp.MustCompile(`kiln: node joined`)
+)
+
+const (
+	etcdctl = "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt " +
+		"--cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key"
+	kubectlVM = "kubectl --kubeconfig /etc/kubernetes/admin.conf "
+)
+
+// waitControlPlane records a control plane's first-boot milestones.
+func waitControlPlane(t *testing.T, m *Machine) {
+	clusterMilestone(t, m, "etcd healthy", reEtcd, 25*time.Minute)
+	clusterMilestone(t, m, "apiserver ready", reAPI, 10*time.Minute)
+	clusterMilestone(t, m, "node Ready", reNodeReady, 20*time.Minute)
+	t.Logf("%s milestones: %s", m.name, formatMilestones(m.Milestones()))
+}
+
+// checkQ2 is Q2 on a control plane that is Ready: etcd healthy, /readyz ok, CoreDNS Running
+// and resolving the API's service name from a pod, a Deployment of a preloaded image Running,
+// and nothing pulled.
+func checkQ2(t *testing.T, m *Machine) {
+	if out := mustRun(t, m, etcdctl+" endpoint health 2>&1", 0); !strings.Contains(out, "is healthy") {
+		t.Errorf("etcdctl endpoint health: %s", out)
+	}
+	if out := mustRun(t, m, "curl -ks https://127.0.0.1:6443/readyz", 0); out != "ok" {
+		t.Errorf("/readyz = %q", out)
+	}
+	waitRun(t, m, kubectlVM+"-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[*].status.phase}'", "Running Running", 20*time.Minute)
+	mustRun(t, m, kubectlVM+"run dns-probe --restart=Never --image=docker.io/flannel/flannel:v0.28.10 --image-pull-policy=Never --command -- getent hosts kubernetes.default.svc.cluster.local", 0)
+	waitRun(t, m, kubectlVM+"get pod dns-probe -o jsonpath='{.status.phase}'", "Succeeded", 15*time.Minute)
+	if out := mustRun(t, m, kubectlVM+"logs dns-probe", 0); !strings.Contains(out, "10.96.0.1") {
+		t.Errorf("a pod resolved kubernetes.default.svc.cluster.local to %q, want 10.96.0.1", out)
+	}
+	mustRun(t, m, kubectlVM+"create deployment hello --image=registry.k8s.io/pause:3.10.2 --replicas=1", 0)
+	waitRun(t, m, kubectlVM+"get pods -l app=hello -o jsonpath='{.items[*].status.phase}'", "Running", 15*time.Minute)
+	mustRun(t, m, "! crictl --runtime-endpoint unix:///run/containerd/containerd.sock images | grep -q '<none>'", 0)
+}
+
+// powerCut writes a key to etcd and pulls the plug.
+func powerCut(t *testing.T, m *Machine) {
+	mustRun(t, m, etcdctl+" put kiln-q4 survived", 0)
+	mustRun(t, m, "sync", 0)
+	m.Kill()
+}
+
+// checkQ4: after the power cut the control plane came back by itself (waitControlPlane),
+// kubeadm init did not run again, etcd kept its data and the workload runs again.
+func checkQ4(t *testing.T, m *Machine) {
+	if _, _, err := m.Wait(0, reKubeadmInit, 0); err == nil {
+		t.Error("kubeadm init ran again after the power cut")
+	}
+	if out := mustRun(t, m, etcdctl+" get kiln-q4 --print-value-only", 0); out != "survived" {
+		t.Errorf("etcd key after the power cut = %q, want survived", out)
+	}
+	waitRun(t, m, kubectlVM+"get pods -l app=hello -o jsonpath='{.items[*].status.phase}'", "Running", 15*time.Minute)
+}
+
+// waitRun repeats cmd in the VM until it prints want or time runs out.
+func waitRun(t *testing.T, m *Machine, cmd, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var out string
+	for time.Now().Before(deadline) {
+		out, _ = m.Run(cmd, 2*time.Minute)
+		if strings.Contains(out, want) {
+			return
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Fatalf("`%s` never printed %q (last: %q)", cmd, want, out)
+}
+
+// The guestbook: a store and a web front end from the supply's localhost/kiln/guestbook image,
+// the front end on NodePort 30001.
+const guestbook = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: store}
+spec:
+  selector: {matchLabels: {app: store}}
+  template:
+    metadata: {labels: {app: store}}
+    spec:
+      containers:
+      - {name: store, image: localhost/kiln/guestbook:v1, args: [store, -listen, ":6379"], ports: [{containerPort: 6379}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: store}
+spec:
+  selector: {app: store}
+  ports: [{port: 6379}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: localhost/kiln/guestbook:v1, args: [web, -listen, ":8080", -store, "store:6379"], ports: [{containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 8080, nodePort: 30001}]
+`
+
+// The cluster of the scenario: recipes/cluster.yaml's two nodes, plus a worker whose config
+// the test spoils with a wrong CA hash.
+const clusterDef = `apiVersion: kiln.dev/v1alpha1
+kind: Cluster
+name: q5
+kubernetesVersion: v1.37.1
+recipes: {control-plane: %s/control-plane.yaml, worker: %s/worker.yaml}
+nodes:
+  - {name: cp1, role: control-plane, address: 10.10.0.10/24, mac: "52:54:00:00:10:10"}
+  - {name: w1, role: worker, address: 10.10.0.11/24, mac: "52:54:00:00:10:11"}
+  - {name: w2, role: worker, address: 10.10.0.12/24, mac: "52:54:00:00:10:12"}
+`
+
+// TestClusterQ2Q4Q5 boots a cluster made by `kiln cluster init` from two images on a private
+// segment with no route out:
+//   - Q2 on the control plane's first boot (etcd, the API, node Ready, CoreDNS resolving from a
+//     pod, a Deployment of a preloaded image);
+//   - Q5: the worker joins with its own Ignition config, both nodes are Ready, the host's
+//     kubectl reaches the API through a forwarded port, and the guestbook answers through the
+//     worker's NodePort with data it stored; a worker with a wrong CA hash never joins and says
+//     why on its console; no private key is inside either image file;
+//   - Q4: the control plane is powered off hard and comes back by itself, etcd's data intact,
+//     kubeadm init not run again.
+func TestClusterQ2Q4Q5(t *testing.T) {
+	kiln, _ := requireInputs(t)
+	cpImage, wImage := buildRecipe(t, "control-plane"), buildRecipe(t, "worker")
+	for _, img := range []string{cpImage, wImage} {
+		assertNoPrivateKey(t, img)
+	}
+	dir := t.TempDir()
+	def := filepath.Join(dir, "cluster.yaml")
+	recipes := filepath.Join(repoRoot(), "recipes")
+	os.WriteFile(def, []byte(strings.ReplaceAll(clusterDef, "%s", recipes)), 0o644)
+	if out, err := exec.Command(kiln, "cluster", "init", def, "-o", dir).CombinedOutput(); err != nil {
+		t.Fatalf("kiln cluster init: %v\n%s", err, out)
+	}
+	spoilCAHash(t, filepath.Join(dir, "w2.ign"))
+	lan, api, web := freePort(t, "udp"), freePort(t, "tcp"), freePort(t, "tcp")
+	art := artifactDir(t)
+	cpDisk := copyImage(t, cpImage)
+	cpConfig := vm.Config{Image: cpDisk, Persist: true, MemoryMB: 4096, CPUs: 2, Ignition: filepath.Join(dir, "cp1.ign"),
+		LAN: lan, MAC: "52:54:00:00:10:10", Forwards: []vm.Forward{{Host: api, Guest: 6443}}}
+	worker := func(name, mac string, fwd []vm.Forward) *Machine {
+		return Boot(t, vm.Config{Image: copyImage(t, wImage), Persist: true, MemoryMB: 2048, CPUs: 2,
+			Ignition: filepath.Join(dir, name+".ign"), LAN: lan, MAC: mac, Forwards: fwd}, art, name)
+	}
+
+	start := time.Now()
+	cp := Boot(t, cpConfig, art, "cp1")
+	bootToShell(t, cp)
+	clusterMilestone(t, cp, "etcd healthy", reEtcd, 25*time.Minute)
+	clusterMilestone(t, cp, "apiserver ready", reAPI, 10*time.Minute)
+	// The worker starts once the API answers: its own first boot (image import) overlaps the
+	// control plane's last steps without starving them.
+	w := worker("w1", "52:54:00:00:10:11", []vm.Forward{{Host: web, Guest: 30001}})
+	clusterMilestone(t, cp, "node Ready", reNodeReady, 20*time.Minute)
+	bootToShell(t, w)
+	clusterMilestone(t, w, "node joined", reJoined, 20*time.Minute)
+	clusterMilestone(t, w, "node Ready", reNodeReady, 20*time.Minute)
+	both := time.Since(start)
+	t.Logf("both nodes Ready %.0fs after the control plane's power-on; cp1 %s; w1 %s", both.Seconds(),
+		formatMilestones(cp.Milestones()), formatMilestones(w.Milestones()))
+	mem := map[string]string{}
+	for _, m := range []*Machine{cp, w} {
+		mem[m.name] = mustRun(t, m, "free -m | awk '/^Mem:/ {print $3}'", 0)
+	}
+	t.Logf("memory used (MiB): cp1 %s, w1 %s", mem["cp1"], mem["w1"])
+
+	bad := worker("w2", "52:54:00:00:10:12", nil) // runs beside the checks below
+	checkQ2(t, cp)
+	checkQ5(t, dir, api, web)
+	if _, _, err := bad.Wait(0, regexp.MustCompile(`none of the public keys .* are pinned|cluster CA found in cluster-info ConfigMap is invalid`), 20*time.Minute); err != nil {
+		t.Errorf("the worker with a wrong CA hash did not say why it cannot join: %v", err)
+	}
+	if _, _, err := bad.Wait(0, reJoined, 0); err == nil {
+		t.Error("the worker with a wrong CA hash joined")
+	}
+	bad.Kill()
+	writeJSON(t, filepath.Join(art, "cluster.json"), map[string]any{
+		"bothReadySeconds": both.Seconds(), "memoryUsedMiB": mem,
+		"cp1": cp.Milestones(), "w1": w.Milestones(),
+	})
+
+	powerCut(t, cp)
+	cp2 := Boot(t, cpConfig, art, "cp1-after-power-cut")
+	bootToShell(t, cp2)
+	waitControlPlane(t, cp2)
+	checkQ4(t, cp2)
+	if _, _, err := cp2.Wait(0, regexp.MustCompile(`kiln-init: node config from .* applied`), 0); err == nil {
+		t.Error("the node config was applied again after the power cut")
+	}
+}
+
+// checkQ5: the host's kubectl sees both nodes Ready through the forwarded port, deploys the
+// guestbook, and a request through the worker's NodePort stores an entry that the next reads.
+func checkQ5(t *testing.T, dir string, api, web int) {
+	kubectl := func(stdin string, args ...string) (string, error) {
+		bin := filepath.Join(os.Getenv("KILN_SUPPLY"), "bin", "kubernetes", "kubectl")
+		a := append([]string{"--kubeconfig", filepath.Join(dir, "admin.conf"), "--server", "https://127.0.0.1:" + strconv.Itoa(api)}, args...)
+		cmd := exec.Command(bin, a...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	out, err := kubectl("", "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}")
+	if err != nil || !strings.Contains(out, "cp1=True w1=True") {
+		t.Fatalf("host kubectl get nodes = %q, %v; want cp1 and w1 Ready", out, err)
+	}
+	if out, err := kubectl(guestbook, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply guestbook: %v\n%s", err, out)
+	}
+	waitFor(t, 20*time.Minute, func() (bool, string) {
+		out, _ := kubectl("", "get", "pods", "-l", "app in (store,web)", "-o", "jsonpath={range .items[*]}{.metadata.name}@{.spec.nodeName}:{.status.phase} {end}")
+		return strings.Count(out, ":Running") == 2, out
+	})
+	entry := "kiln-q5-" + strconv.Itoa(web)
+	base := "http://127.0.0.1:" + strconv.Itoa(web) + "/"
+	waitFor(t, 10*time.Minute, func() (bool, string) {
+		resp, err := http.Post(base+"?entry="+url.QueryEscape(entry), "", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+	resp, err := http.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), entry) {
+		t.Errorf("GET through the worker's NodePort = %q, want the stored entry %q", body, entry)
+	}
+	t.Logf("guestbook through w1:30001: %q", body)
+}
+
+// spoilCAHash rewrites the CA hash in a worker's join configuration.
+func spoilCAHash(t *testing.T, ign string) {
+	raw, err := os.ReadFile(ign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+	spoiled := re.ReplaceAll(raw, []byte("sha256:"+strings.Repeat("0", 64)))
+	if bytes.Equal(raw, spoiled) {
+		t.Fatal("no CA hash found in the worker's config")
+	}
+	os.WriteFile(ign, spoiled, 0o600)
+}
+
+// assertNoPrivateKey looks for a PEM private key in an image file: in its raw bytes (the ESP
+// and anything stored uncompressed) and in every file of its squashfs root.
+func assertNoPrivateKey(t *testing.T, img string) {
+	t.Helper()
+	marker := []byte("PRIVATE KEY-----")
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 8<<20)
+	for off := int64(0); ; off += int64(len(buf) - len(marker)) {
+		n, err := f.ReadAt(buf, off)
+		if bytes.Contains(buf[:n], marker) {
+			t.Errorf("%s holds a private key near byte %d", img, off)
+		}
+		if err != nil {
+			break
+		}
+	}
+	var table struct {
+		PartitionTable struct {
+			SectorSize int64 `json:"sectorsize"`
+			Partitions []struct {
+				Start int64
+				Name  string
+			}
+		} `json:"partitiontable"`
+	}
+	out, err := exec.Command("sfdisk", "-J", img).Output()
+	if err != nil || json.Unmarshal(out, &table) != nil {
+		t.Fatalf("sfdisk -J %s: %v", img, err)
+	}
+	for _, p := range table.PartitionTable.Partitions {
+		if p.Name != "root-a" {
+			continue
+		}
+		root := filepath.Join(t.TempDir(), "root")
+		offset := strconv.FormatInt(p.Start*table.PartitionTable.SectorSize, 10)
+		if out, err := exec.Command("unsquashfs", "-q", "-n", "-o", offset, "-d", root, img).CombinedOutput(); err != nil {
+			t.Fatalf("unsquashfs: %v\n%s", err, out)
+		}
+		out, _ := exec.Command("grep", "-rlI", string(marker), root).Output()
+		if s := strings.TrimSpace(string(out)); s != "" {
+			t.Errorf("%s's root holds private keys: %s", img, s)
+		}
+		os.RemoveAll(root)
+		return
+	}
+	t.Errorf("%s has no root-a partition", img)
+}
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitFor(t *testing.T, timeout time.Duration, ok func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		var done bool
+		if done, last = ok(); done {
+			return
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Fatalf("not reached in %s; last: %s", timeout, last)
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Error(err)
+	}
+}
