@@ -52,6 +52,14 @@ func checkQ2(t *testing.T, m *Machine) {
 	if out := mustRun(t, m, "curl -ks https://127.0.0.1:6443/readyz", 0); out != "ok" {
 		t.Errorf("/readyz = %q", out)
 	}
+	// Q3's cgroup drivers, in a running cluster: kubelet's as kubeadm wrote it and as the
+	// running containerd reports it.
+	if out := mustRun(t, m, "grep '^cgroupDriver' /var/lib/kubelet/config.yaml", 0); out != "cgroupDriver: systemd" {
+		t.Errorf("kubelet's %s", out)
+	}
+	if out := mustRun(t, m, "crictl --runtime-endpoint unix:///run/containerd/containerd.sock info | grep -c '\"SystemdCgroup\": true'", 0); out == "0" {
+		t.Error("containerd's runc runtime does not use the systemd cgroup driver")
+	}
 	waitRun(t, m, kubectlVM+"-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[*].status.phase}'", "Running Running", 20*time.Minute)
 	mustRun(t, m, kubectlVM+"run dns-probe --restart=Never --image=docker.io/flannel/flannel:v0.28.10 --image-pull-policy=Never --command -- getent hosts kubernetes.default.svc.cluster.local", 0)
 	waitRun(t, m, kubectlVM+"get pod dns-probe -o jsonpath='{.status.phase}'", "Succeeded", 15*time.Minute)
