@@ -262,7 +262,10 @@ func TestKubeadmAcceptsKilnConfig(t *testing.T) {
 	}
 	worker, _ := plan.KubeadmJoinConfig(id, false)
 	extra, _ := plan.KubeadmJoinConfig(id, true)
-	for name, c := range map[string]string{"init": initCfg, "worker join": worker, "control-plane join": extra} {
+	service := *l.Recipe.Kubernetes
+	service.Etcd.Mode = "service"
+	serviceCfg, _ := plan.KubeadmInitConfig(service, plan.NodeIdentity{})
+	for name, c := range map[string]string{"init": initCfg, "worker join": worker, "control-plane join": extra, "etcd service": serviceCfg} {
 		os.WriteFile(cfg, []byte(c), 0o644)
 		if out, err := exec.Command(binary(t, "kubernetes", "kubeadm"), "config", "validate", "--config", cfg).CombinedOutput(); err != nil {
 			t.Errorf("kubeadm config validate (%s): %v\n%s\n%s", name, err, out, c)

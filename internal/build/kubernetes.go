@@ -165,6 +165,11 @@ func checkVersions(r *recipe.Loaded, staging string, preload []images.Resolved, 
 		}
 		check("/usr/bin/"+b.name, bin, b.args...)
 	}
+	if k.Etcd.Mode == "service" {
+		if _, err := os.Stat(filepath.Join(staging, "usr/bin/etcd")); err != nil {
+			errs = append(errs, r.Problem("kubernetes.etcd.mode", "service: the image has no /usr/bin/etcd: add a layer that carries it (localhost/kiln/etcd)")...)
+		}
+	}
 	for _, img := range preload {
 		cmd, ok := controlPlaneCommand(img.Ref)
 		if !ok {

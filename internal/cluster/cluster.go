@@ -164,6 +164,15 @@ func checkRecipe(d *recipe.Document, c Cluster, role string, r *recipe.Loaded) {
 	if got := plan.KubernetesDefaults(*k).Role; got != role {
 		d.Add("recipes."+role, "%s builds a %s node, not a %s", r.File, got, role)
 	}
+	cps := 0
+	for _, n := range c.Nodes {
+		if n.Role == "control-plane" {
+			cps++
+		}
+	}
+	if role == "control-plane" && k.Etcd.Mode == "service" && cps > 1 {
+		d.Add("recipes."+role, "%s runs etcd as a one-member host service: a cluster with %d control planes needs etcd.mode static-pod", r.File, cps)
+	}
 }
 
 // Endpoint is where nodes reach the API: controlPlaneEndpoint, or the first control plane.

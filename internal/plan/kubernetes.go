@@ -27,6 +27,7 @@ const (
 	FlannelManifest   = "/usr/lib/kiln/flannel.yaml"
 	KubeadmPatchesDir = "/usr/lib/kiln/kubeadm-patches"
 	KubeadmJoinPath   = "/etc/kiln/kubeadm-join.yaml" // from the per-node config
+	EtcdUnit          = "kiln-etcd.service"           // etcd.mode: service
 	PreloadArchive    = "/usr/share/kiln/images/preload.tar"
 	PreloadDigestFile = "/usr/share/kiln/images/preload.sha256"
 )
@@ -100,7 +101,12 @@ func kubernetesFiles(k recipe.Kubernetes) ([]File, error) {
 	if k.CNI == "flannel" {
 		fs = append(fs, inline(FlannelManifest, 0o644, flannelManifest(k.Networking.PodSubnet)))
 	}
-	for _, u := range []string{"containerd.service", "kubelet.service", "kiln-node-up.service"} {
+	units := []string{"containerd.service", "kubelet.service", "kiln-node-up.service"}
+	if k.Etcd.Mode == "service" && k.Role == "control-plane" {
+		fs = append(fs, inline("/usr/lib/systemd/system/"+EtcdUnit, 0o644, etcdUnit))
+		units = append(units, EtcdUnit)
+	}
+	for _, u := range units {
 		fs = append(fs, File{Path: "/etc/systemd/system/multi-user.target.wants/" + u, Link: "/usr/lib/systemd/system/" + u, Mode: 0o777})
 	}
 	return fs, nil
@@ -187,6 +193,11 @@ func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
 	}
 	merge(kubelet, k.KubeletConfiguration)
 	reg := nodeRegistration(id)
+	if k.Etcd.Mode == "service" {
+		// etcd runs as kiln-etcd.service, started before kubeadm init (which skips its etcd
+		// phase): its ports and data directory are in use by design.
+		reg["ignorePreflightErrors"] = []any{"Port-2379", "Port-2380", "DirAvailable--var-lib-etcd"}
+	}
 	if !id.Tainted {
 		reg["taints"] = []any{} // a cluster of one: workloads run on the control plane
 	}

@@ -25,6 +25,35 @@ StandardError=journal+console
 WantedBy=multi-user.target
 `
 
+// etcdUnit runs etcd on the host (kubernetes.etcd.mode: service) with the certificates kubeadm
+// makes for a stacked etcd, the same flags as kubeadm's static pod, one member on 127.0.0.1.
+// On the first boot it starts once kiln-node-up has made the certificates; after that, with
+// the machine.
+const etcdUnit = `[Unit]
+Description=etcd: the cluster's key-value store, on the host with TLS (kiln)
+ConditionPathExists=/etc/kubernetes/pki/etcd/server.crt
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=notify
+ExecStart=/usr/bin/etcd --name=default --data-dir=/var/lib/etcd \
+  --listen-client-urls=https://127.0.0.1:2379 --advertise-client-urls=https://127.0.0.1:2379 \
+  --listen-peer-urls=https://127.0.0.1:2380 --initial-advertise-peer-urls=https://127.0.0.1:2380 \
+  --initial-cluster=default=https://127.0.0.1:2380 --listen-metrics-urls=http://127.0.0.1:2381 \
+  --client-cert-auth=true --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt \
+  --cert-file=/etc/kubernetes/pki/etcd/server.crt --key-file=/etc/kubernetes/pki/etcd/server.key \
+  --peer-client-cert-auth=true --peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt \
+  --peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt --peer-key-file=/etc/kubernetes/pki/etcd/peer.key \
+  --snapshot-count=10000 --heartbeat-interval=500 --election-timeout=5000
+Restart=always
+RestartSec=5
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+`
+
 const kubeletDropIn = `# Written by kiln: kubelet needs containerd up first.
 [Unit]
 Wants=containerd.service
@@ -81,12 +110,13 @@ if [ -f ` + KubeadmJoinPath + ` ]; then
 		if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ] || [ -d /var/lib/etcd/member ]; then
 			say "an interrupted first boot left a partial control plane: resetting it"
 			kubeadm reset -f >/dev/null 2>&1 || true
+			systemctl stop ` + EtcdUnit + ` 2>/dev/null || true
 			rm -rf /var/lib/etcd/member
 		fi
 		say "kubeadm init"
 		upload=""
 		grep -q '^certificateKey:' ` + KubeadmConfigPath + ` && upload=--upload-certs
-		kubeadm init --config ` + KubeadmConfigPath + ` --skip-token-print $upload
+` + etcdFirst(k) + `		kubeadm init --config ` + KubeadmConfigPath + ` --skip-token-print $upload` + skipEtcd(k) + `
 		touch "$state/init-done"
 	fi
 fi
@@ -116,6 +146,25 @@ node=$(hostname | tr 'A-Z' 'a-z')
 wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && say "node Ready"
 `)
 	return b.String()
+}
+
+// etcdFirst, for etcd.mode service, makes the PKI (kubeadm's, for a stacked etcd) and starts
+// etcd on the host before kubeadm init, which then skips its own etcd phase.
+func etcdFirst(k recipe.Kubernetes) string {
+	if k.Etcd.Mode != "service" {
+		return ""
+	}
+	return `		kubeadm init phase certs all --config ` + KubeadmConfigPath + `
+		systemctl start ` + EtcdUnit + `
+		wait_for 600 healthy_etcd
+`
+}
+
+func skipEtcd(k recipe.Kubernetes) string {
+	if k.Etcd.Mode != "service" {
+		return ""
+	}
+	return " --skip-phases=etcd"
 }
 
 // flannelManifest is flannel's kube-flannel.yml for the pod network, with the images the

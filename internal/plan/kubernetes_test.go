@@ -75,3 +75,36 @@ func TestPreloadImages(t *testing.T) {
 		t.Errorf("worker preload = %v", worker)
 	}
 }
+
+// TestEtcdServiceMode: etcd as a host service gets its unit, enabled, and the first boot makes
+// the PKI and starts it before a kubeadm init that skips its etcd phase; no etcd image.
+func TestEtcdServiceMode(t *testing.T) {
+	l := loaded(recipe.Disk{})
+	l.Recipe.Kubernetes = &recipe.Kubernetes{Version: "v1.37.1", Etcd: recipe.Etcd{Mode: "service"}}
+	files := map[string]File{}
+	for _, f := range Make(l, Pinned{}, "x").Files {
+		files[f.Path] = f
+	}
+	unit := string(files["/usr/lib/systemd/system/"+EtcdUnit].Inline)
+	for _, want := range []string{"--cert-file=/etc/kubernetes/pki/etcd/server.crt", "--client-cert-auth=true", "--listen-metrics-urls=http://127.0.0.1:2381", "WantedBy=multi-user.target"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("%s lacks %q", EtcdUnit, want)
+		}
+	}
+	if files["/etc/systemd/system/multi-user.target.wants/"+EtcdUnit].Link == "" {
+		t.Errorf("%s is not enabled", EtcdUnit)
+	}
+	script := string(files[FirstBootScript].Inline)
+	certs, start, init := strings.Index(script, "phase certs all"), strings.Index(script, "systemctl start "+EtcdUnit), strings.Index(script, "--skip-phases=etcd")
+	if certs < 0 || start < certs || init < start {
+		t.Errorf("first boot does not make the PKI, start etcd, then init without the etcd phase:\n%s", script)
+	}
+	if !strings.Contains(string(files[KubeadmConfigPath].Inline), "- Port-2379") {
+		t.Error("kubeadm's preflight would refuse the running etcd")
+	}
+	for _, img := range PreloadImages(*l.Recipe.Kubernetes, nil) {
+		if strings.Contains(img, "/etcd:") {
+			t.Errorf("service mode preloads %s", img)
+		}
+	}
+}

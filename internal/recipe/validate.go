@@ -87,8 +87,8 @@ func checkKubernetes(c *collector, k Kubernetes) {
 	oneOf("kubernetes.cni", k.CNI, "flannel", "none")
 	oneOf("kubernetes.kubeProxy.mode", k.KubeProxy.Mode, "iptables", "ipvs")
 	oneOf("kubernetes.etcd.mode", k.Etcd.Mode, "static-pod", "service")
-	if k.Etcd.Mode == "service" {
-		c.add("kubernetes.etcd.mode", "service: etcd as a host service is not implemented yet; use static-pod (kubeadm's stacked etcd)")
+	if k.Etcd.Mode == "service" && k.Role == "worker" {
+		c.add("kubernetes.etcd.mode", "service: a worker runs no etcd")
 	}
 	for field, v := range map[string]string{"kubernetes.networking.podSubnet": k.Networking.PodSubnet, "kubernetes.networking.serviceSubnet": k.Networking.ServiceSubnet} {
 		if _, _, err := net.ParseCIDR(v); v != "" && err != nil {
