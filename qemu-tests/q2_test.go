@@ -8,7 +8,9 @@
 package qemutests
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-dev/kiln/internal/vm"
 )
@@ -25,6 +27,32 @@ func TestQ2Q4ControlPlane(t *testing.T) {
 		return m
 	}
 	m := boot("first-boot")
+	checkQ2(t, m)
+	powerCut(t, m)
+	checkQ4(t, boot("after-power-cut"))
+}
+
+// TestEtcdServiceMode: the control plane with etcd as a host service comes up, the service
+// (not a static pod) serves etcd with TLS, Q2's checks pass, and it comes back after a power
+// cut with its data.
+func TestEtcdServiceMode(t *testing.T) {
+	disk := copyImage(t, buildRecipe(t, "control-plane-etcd-service"))
+	boot := func(name string) *Machine {
+		m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2}, artifactDir(t), name)
+		bootToShell(t, m)
+		waitControlPlane(t, m)
+		return m
+	}
+	m := boot("first-boot")
+	if out := mustRun(t, m, "systemctl is-active kiln-etcd.service; test ! -e /etc/kubernetes/manifests/etcd.yaml && echo no-static-pod", 0); out != "active\nno-static-pod" {
+		t.Errorf("etcd service state: %q", out)
+	}
+	if out := mustRun(t, m, etcdctl+" endpoint health 2>&1", 0); !strings.Contains(out, "is healthy") {
+		t.Errorf("etcdctl endpoint health: %s", out)
+	}
+	if out, _ := m.Run("curl -s --max-time 5 http://127.0.0.1:2379/health", time.Minute); strings.Contains(out, "true") {
+		t.Error("etcd answers clients without TLS")
+	}
 	checkQ2(t, m)
 	powerCut(t, m)
 	checkQ4(t, boot("after-power-cut"))
