@@ -62,7 +62,7 @@ test: test-deps base supply kiln
 
 # The control-plane scenarios Q2 and Q4 (opt-in: see qemu-tests/q2_test.go).
 test-controlplane: test-deps base supply kiln
-	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 80m -tags controlplane -run "TestQ2Q4|TestEtcdServiceMode" -v ./qemu-tests
+	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 150m -tags controlplane -run "TestQ2Q4|TestEtcdServiceMode" -v ./qemu-tests
 
 bench: base kiln
 	@bash hack/apt-install.sh time bc
