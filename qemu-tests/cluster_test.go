@@ -1,10 +1,14 @@
+//go:build controlplane
+
+// The cluster scenarios boot whole Kubernetes control planes under emulation. On a 2-core host
+// with TCG they take tens of minutes each and do not fit CI's budget reliably, so they are
+// opt-in: make test-controlplane (go test -tags controlplane ./qemu-tests).
+
 package qemutests
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -294,96 +298,4 @@ func spoilCAHash(t *testing.T, ign string) {
 		t.Fatal("no CA hash found in the worker's config")
 	}
 	os.WriteFile(ign, spoiled, 0o600)
-}
-
-// assertNoPrivateKey looks for a PEM private key in an image file: in its raw bytes (the ESP
-// and anything stored uncompressed) and in every file of its squashfs root.
-func assertNoPrivateKey(t *testing.T, img string) {
-	t.Helper()
-	marker := []byte("PRIVATE KEY-----")
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 8<<20)
-	for off := int64(0); ; off += int64(len(buf) - len(marker)) {
-		n, err := f.ReadAt(buf, off)
-		if bytes.Contains(buf[:n], marker) {
-			t.Errorf("%s holds a private key near byte %d", img, off)
-		}
-		if err != nil {
-			break
-		}
-	}
-	var table struct {
-		PartitionTable struct {
-			SectorSize int64 `json:"sectorsize"`
-			Partitions []struct {
-				Start int64
-				Name  string
-			}
-		} `json:"partitiontable"`
-	}
-	out, err := exec.Command("sfdisk", "-J", img).Output()
-	if err != nil || json.Unmarshal(out, &table) != nil {
-		t.Fatalf("sfdisk -J %s: %v", img, err)
-	}
-	for _, p := range table.PartitionTable.Partitions {
-		if p.Name != "root-a" {
-			continue
-		}
-		root := filepath.Join(t.TempDir(), "root")
-		offset := strconv.FormatInt(p.Start*table.PartitionTable.SectorSize, 10)
-		if out, err := exec.Command("unsquashfs", "-q", "-n", "-o", offset, "-d", root, img).CombinedOutput(); err != nil {
-			t.Fatalf("unsquashfs: %v\n%s", err, out)
-		}
-		out, _ := exec.Command("grep", "-rlI", string(marker), root).Output()
-		if s := strings.TrimSpace(string(out)); s != "" {
-			t.Errorf("%s's root holds private keys: %s", img, s)
-		}
-		os.RemoveAll(root)
-		return
-	}
-	t.Errorf("%s has no root-a partition", img)
-}
-
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitFor(t *testing.T, timeout time.Duration, ok func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		var done bool
-		if done, last = ok(); done {
-			return
-		}
-		time.Sleep(5 * time.Second)
-	}
-	t.Fatalf("not reached in %s; last: %s", timeout, last)
-}
-
-func writeJSON(t *testing.T, path string, v any) {
-	b, _ := json.MarshalIndent(v, "", "  ")
-	os.MkdirAll(filepath.Dir(path), 0o755)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Error(err)
-	}
 }

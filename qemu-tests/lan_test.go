@@ -1,0 +1,69 @@
+package qemutests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kiln-dev/kiln/internal/vm"
+)
+
+// TestNoPrivateKeyInImages: the node images hold no private key — not in their raw bytes, not in
+// any file of their roots. Keys are made on the node or come in its per-node config.
+func TestNoPrivateKeyInImages(t *testing.T) {
+	for _, r := range []string{"control-plane", "worker"} {
+		assertNoPrivateKey(t, buildRecipe(t, r))
+	}
+}
+
+// TestPrivateSegment boots two machines with `kiln run --lan` on one private segment, each
+// with a per-node config from `kiln cluster init` giving its name and static address to the
+// interface with its MAC: they reach each other, and nothing outside.
+func TestPrivateSegment(t *testing.T) {
+	kiln, _ := requireInputs(t)
+	dir := t.TempDir()
+	def := filepath.Join(dir, "cluster.yaml")
+	recipes := filepath.Join(repoRoot(), "recipes")
+	os.WriteFile(def, []byte(fmt.Sprintf(`apiVersion: kiln.dev/v1alpha1
+kind: Cluster
+name: lan
+kubernetesVersion: v1.37.1
+recipes: {control-plane: %s/control-plane.yaml, worker: %s/worker.yaml}
+nodes:
+  - {name: cp1, role: control-plane, address: 10.10.0.10/24, mac: "52:54:00:00:10:10"}
+  - {name: w1, role: worker, address: 10.10.0.11/24, mac: "52:54:00:00:10:11"}
+`, recipes, recipes)), 0o644)
+	if out, err := exec.Command(kiln, "cluster", "init", def, "-o", dir).CombinedOutput(); err != nil {
+		t.Fatalf("kiln cluster init: %v\n%s", err, out)
+	}
+	img := buildRecipe(t, "minimal")
+	lan := freePort(t, "udp")
+	var ms []*Machine
+	for _, n := range []struct{ name, mac string }{{"cp1", "52:54:00:00:10:10"}, {"w1", "52:54:00:00:10:11"}} {
+		// The minimal image has no Kubernetes: only the name and network of the node's config
+		// matter here (its kubeadm files land in /etc and are not used).
+		ms = append(ms, Boot(t, vm.Config{Image: copyImage(t, img), Ignition: filepath.Join(dir, n.name+".ign"),
+			LAN: lan, MAC: n.mac}, artifactDir(t), n.name))
+	}
+	for _, m := range ms {
+		bootToShell(t, m)
+	}
+	for i, m := range ms {
+		peer := []string{"10.10.0.11", "10.10.0.10"}[i]
+		if out := mustRun(t, m, "hostname", 0); out != m.name {
+			t.Errorf("%s: hostname %q", m.name, out)
+		}
+		if out := mustRun(t, m, "ip -4 -br addr show to 10.10.0.0/24 | awk '{print $3}'", 0); !strings.HasPrefix(out, []string{"10.10.0.10/24", "10.10.0.11/24"}[i]) {
+			t.Errorf("%s: address on the private segment %q", m.name, out)
+		}
+		mustRun(t, m, "ping -c 2 -W 10 "+peer+" >/dev/null", 0)
+		if out := mustRun(t, m, "ip route get 1.1.1.1 | head -1", 0); !strings.Contains(out, "dev") {
+			t.Errorf("%s: no default route: %q", m.name, out)
+		}
+		// A route but no way out: nothing answers beyond the segment.
+		mustRun(t, m, "! ping -c 1 -W 3 1.1.1.1 >/dev/null 2>&1", 0)
+	}
+}
