@@ -22,7 +22,7 @@ func TestKubernetesNodeFiles(t *testing.T) {
 	cfg := string(files[KubeadmConfigPath].Inline)
 	for _, want := range []string{"kind: InitConfiguration", "imagePullPolicy: IfNotPresent", "kubernetesVersion: v1.37.1",
 		"imageTag: " + EtcdImageTag, "imageTag: " + CoreDNSImageTag, "cgroupDriver: systemd", "maxPods: 50", "mode: ipvs",
-		"podSubnet: 10.244.0.0/16", "- 127.0.0.1", "name: v", "directory: " + KubeadmPatchesDir, "taints: []", "name: leader-elect\n"} {
+		"podSubnet: 10.244.0.0/16", "- 127.0.0.1", "name: v", "directory: " + KubeadmPatchesDir, "taints: []", "name: leader-elect\n", "encryptionAlgorithm: ECDSA-P256"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("kubeadm config lacks %q:\n%s", want, cfg)
 		}
