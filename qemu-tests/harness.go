@@ -232,7 +232,9 @@ func (m *Machine) Run(cmd string, timeout time.Duration) (string, int) {
 	m.mu.Lock()
 	var kept []string
 	for _, l := range m.lines[b+1 : e] {
-		if !kernelLine.MatchString(l) { // the kernel may print between a command's lines
+		// the kernel and kiln-node-up's milestones (written to /dev/console) may print
+		// between a command's lines
+		if !kernelLine.MatchString(l) && !milestoneLine.MatchString(l) {
 			kept = append(kept, l)
 		}
 	}
@@ -243,7 +245,10 @@ func (m *Machine) Run(cmd string, timeout time.Duration) (string, int) {
 	return strings.TrimSpace(out), code
 }
 
-var kernelLine = regexp.MustCompile(`^\[\s*\d+\.\d+\] `)
+var (
+	kernelLine    = regexp.MustCompile(`^\[\s*\d+\.\d+\] `)
+	milestoneLine = regexp.MustCompile(`^kiln: `)
+)
 
 var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[a-zA-Z]|\r`)
 
