@@ -1,6 +1,8 @@
 package qemutests
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,4 +142,46 @@ func sha256File(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return strings.Fields(string(out))[0]
+}
+
+// TestIgnitionFromESP: a config dropped onto the ESP as \kiln\config.ign (as a user would on a
+// burnt disk) is found and applied when no fw_cfg config is given.
+func TestIgnitionFromESP(t *testing.T) {
+	ign := filepath.Join(t.TempDir(), "config.ign")
+	os.WriteFile(ign, []byte(`{"ignition": {"version": "3.4.0"}, "storage": {"files": [
+  {"path": "/etc/hostname", "overwrite": true, "contents": {"source": "data:,from-esp%0A"}}]}}`), 0o644)
+	disk := copyImage(t, buildRecipe(t, "minimal"))
+	out, err := exec.Command("sfdisk", "-J", disk).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table struct {
+		PartitionTable struct {
+			Partitions []struct {
+				Start int64
+				Name  string
+			}
+		} `json:"partitiontable"`
+	}
+	json.Unmarshal(out, &table)
+	var esp int64
+	for _, p := range table.PartitionTable.Partitions {
+		if p.Name == "ESP" {
+			esp = p.Start * 512
+		}
+	}
+	if esp == 0 {
+		t.Fatal("no ESP in the image")
+	}
+	if out, err := exec.Command("mcopy", "-i", fmt.Sprintf("%s@@%d", disk, esp), ign, "::/kiln/config.ign").CombinedOutput(); err != nil {
+		t.Fatalf("mcopy: %v\n%s", err, out)
+	}
+	m := Boot(t, vm.Config{Image: disk}, artifactDir(t), "esp")
+	bootToShell(t, m)
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: node config from /dev/vda1:/kiln/config.ign applied`), 0); err != nil {
+		t.Error(err)
+	}
+	if out := mustRun(t, m, "hostname", 0); out != "from-esp" {
+		t.Errorf("hostname = %q, want from-esp (from the ESP's config)", out)
+	}
 }
