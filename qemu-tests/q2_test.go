@@ -19,13 +19,7 @@ import (
 // workload with no network) and Q4 (a hard power-off after that, and the cluster comes back by
 // itself with etcd's data, without running kubeadm init again) on the default image.
 func TestQ2Q4ControlPlane(t *testing.T) {
-	disk := copyImage(t, buildRecipe(t, "control-plane"))
-	boot := func(name string) *Machine {
-		m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2}, artifactDir(t), name)
-		bootToShell(t, m)
-		waitControlPlane(t, m)
-		return m
-	}
+	boot := controlPlaneBooter(t, "control-plane")
 	m := boot("first-boot")
 	checkQ2(t, m)
 	powerCut(t, m)
@@ -36,13 +30,7 @@ func TestQ2Q4ControlPlane(t *testing.T) {
 // (not a static pod) serves etcd with TLS, Q2's checks pass, and it comes back after a power
 // cut with its data.
 func TestEtcdServiceMode(t *testing.T) {
-	disk := copyImage(t, buildRecipe(t, "control-plane-etcd-service"))
-	boot := func(name string) *Machine {
-		m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2}, artifactDir(t), name)
-		bootToShell(t, m)
-		waitControlPlane(t, m)
-		return m
-	}
+	boot := controlPlaneBooter(t, "control-plane-etcd-service")
 	m := boot("first-boot")
 	if out := mustRun(t, m, "systemctl is-active kiln-etcd.service; test ! -e /etc/kubernetes/manifests/etcd.yaml && echo no-static-pod", 0); out != "active\nno-static-pod" {
 		t.Errorf("etcd service state: %q", out)
@@ -56,4 +44,16 @@ func TestEtcdServiceMode(t *testing.T) {
 	checkQ2(t, m)
 	powerCut(t, m)
 	checkQ4(t, boot("after-power-cut"))
+}
+
+// controlPlaneBooter builds recipe once and returns a function that boots its disk (the same
+// disk each time, persistent) and waits for the control plane's milestones.
+func controlPlaneBooter(t *testing.T, recipe string) func(name string) *Machine {
+	disk := copyImage(t, buildRecipe(t, recipe))
+	return func(name string) *Machine {
+		m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2}, artifactDir(t), name)
+		bootToShell(t, m)
+		waitControlPlane(t, m)
+		return m
+	}
 }
