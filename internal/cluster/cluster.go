@@ -164,13 +164,7 @@ func checkRecipe(d *recipe.Document, c Cluster, role string, r *recipe.Loaded) {
 	if got := plan.KubernetesDefaults(*k).Role; got != role {
 		d.Add("recipes."+role, "%s builds a %s node, not a %s", r.File, got, role)
 	}
-	cps := 0
-	for _, n := range c.Nodes {
-		if n.Role == "control-plane" {
-			cps++
-		}
-	}
-	if role == "control-plane" && k.Etcd.Mode == "service" && cps > 1 {
+	if cps := c.ControlPlanes(); role == "control-plane" && k.Etcd.Mode == "service" && cps > 1 {
 		d.Add("recipes."+role, "%s runs etcd as a one-member host service: a cluster with %d control planes needs etcd.mode static-pod", r.File, cps)
 	}
 }
@@ -181,6 +175,17 @@ func (c Cluster) Endpoint() string {
 		return c.ControlPlaneEndpoint
 	}
 	return net.JoinHostPort(c.First().IP(), "6443")
+}
+
+// ControlPlanes counts the control-plane nodes.
+func (c Cluster) ControlPlanes() int {
+	n := 0
+	for _, m := range c.Nodes {
+		if m.Role == "control-plane" {
+			n++
+		}
+	}
+	return n
 }
 
 // First is the control-plane node that runs kubeadm init.

@@ -22,12 +22,7 @@ func (l *Loaded) NodeConfig(s *Secrets, n Node) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cps := 0
-	for _, m := range c.Nodes {
-		if m.Role == "control-plane" {
-			cps++
-		}
-	}
+	cps := c.ControlPlanes()
 	id := plan.NodeIdentity{Name: n.Name, IP: n.IP(), Endpoint: c.Endpoint(), Token: s.Token, CertificateKey: s.CertificateKey,
 		CAHash: hash, HA: cps > 1, Tainted: cps < len(c.Nodes)}
 	files := map[string]fileSpec{

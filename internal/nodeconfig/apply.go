@@ -153,7 +153,7 @@ func (a applier) links(c Config) error {
 		if err != nil {
 			return fmt.Errorf("creating link %s: %w", l.Path, err)
 		}
-		if err := a.ownLink(l.Path, l.Node); err != nil {
+		if err := a.own(l.Path, l.Node, 0); err != nil {
 			return err
 		}
 	}

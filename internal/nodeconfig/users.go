@@ -232,37 +232,32 @@ func (a applier) own(p string, n types.Node, m os.FileMode) error {
 	return nil
 }
 
-func (a applier) ownLink(p string, n types.Node) error { return a.own(p, n, 0) }
-
 func (a applier) owner(n types.Node) (int, int, error) {
-	uid, gid := 0, 0
-	if n.User.ID != nil {
-		uid = *n.User.ID
-	} else if n.User.Name != nil {
-		pw, err := a.readTable("/etc/passwd")
-		if err != nil {
-			return 0, 0, err
-		}
-		r := pw.find(*n.User.Name)
-		if r == nil {
-			return 0, 0, fmt.Errorf("user %s does not exist", *n.User.Name)
-		}
-		uid, _ = strconv.Atoi(r[2])
+	uid, err := a.id("/etc/passwd", "user", n.User.ID, n.User.Name)
+	if err != nil {
+		return 0, 0, err
 	}
-	if n.Group.ID != nil {
-		gid = *n.Group.ID
-	} else if n.Group.Name != nil {
-		grp, err := a.readTable("/etc/group")
-		if err != nil {
-			return 0, 0, err
-		}
-		r := grp.find(*n.Group.Name)
-		if r == nil {
-			return 0, 0, fmt.Errorf("group %s does not exist", *n.Group.Name)
-		}
-		gid, _ = strconv.Atoi(r[2])
+	gid, err := a.id("/etc/group", "group", n.Group.ID, n.Group.Name)
+	return uid, gid, err
+}
+
+// id is a node's owner id: given, looked up by name in table, or 0 (root).
+func (a applier) id(table, what string, id *int, name *string) (int, error) {
+	switch {
+	case id != nil:
+		return *id, nil
+	case name == nil:
+		return 0, nil
 	}
-	return uid, gid, nil
+	t, err := a.readTable(table)
+	if err != nil {
+		return 0, err
+	}
+	r := t.find(*name)
+	if r == nil {
+		return 0, fmt.Errorf("%s %s does not exist", what, *name)
+	}
+	return strconv.Atoi(r[2])
 }
 
 func str(s *string, def string) string {
