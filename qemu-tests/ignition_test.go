@@ -1,7 +1,6 @@
 package qemutests
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/inspect"
 	"github.com/kiln-dev/kiln/internal/vm"
 )
 
@@ -151,23 +151,14 @@ func TestIgnitionFromESP(t *testing.T) {
 	os.WriteFile(ign, []byte(`{"ignition": {"version": "3.4.0"}, "storage": {"files": [
   {"path": "/etc/hostname", "overwrite": true, "contents": {"source": "data:,from-esp%0A"}}]}}`), 0o644)
 	disk := copyImage(t, buildRecipe(t, "minimal"))
-	out, err := exec.Command("sfdisk", "-J", disk).Output()
+	rep, err := inspect.Image(disk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var table struct {
-		PartitionTable struct {
-			Partitions []struct {
-				Start int64
-				Name  string
-			}
-		} `json:"partitiontable"`
-	}
-	json.Unmarshal(out, &table)
 	var esp int64
-	for _, p := range table.PartitionTable.Partitions {
-		if p.Name == "ESP" {
-			esp = p.Start * 512
+	for _, p := range rep.Partitions {
+		if p.Label == "ESP" {
+			esp = p.Start
 		}
 	}
 	if esp == 0 {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-dev/kiln/internal/inspect"
 )
 
 // assertNoPrivateKey looks for a PEM private key in an image file: in its raw bytes (the ESP
@@ -33,26 +35,16 @@ func assertNoPrivateKey(t *testing.T, img string) {
 			break
 		}
 	}
-	var table struct {
-		PartitionTable struct {
-			SectorSize int64 `json:"sectorsize"`
-			Partitions []struct {
-				Start int64
-				Name  string
-			}
-		} `json:"partitiontable"`
+	rep, err := inspect.Image(img)
+	if err != nil {
+		t.Fatal(err)
 	}
-	out, err := exec.Command("sfdisk", "-J", img).Output()
-	if err != nil || json.Unmarshal(out, &table) != nil {
-		t.Fatalf("sfdisk -J %s: %v", img, err)
-	}
-	for _, p := range table.PartitionTable.Partitions {
-		if p.Name != "root-a" {
+	for _, p := range rep.Partitions {
+		if p.Label != "root-a" {
 			continue
 		}
 		root := filepath.Join(t.TempDir(), "root")
-		offset := strconv.FormatInt(p.Start*table.PartitionTable.SectorSize, 10)
-		if out, err := exec.Command("unsquashfs", "-q", "-n", "-o", offset, "-d", root, img).CombinedOutput(); err != nil {
+		if out, err := exec.Command("unsquashfs", "-q", "-n", "-o", strconv.FormatInt(p.Start, 10), "-d", root, img).CombinedOutput(); err != nil {
 			t.Fatalf("unsquashfs: %v\n%s", err, out)
 		}
 		out, _ := exec.Command("grep", "-rlI", string(marker), root).Output()
