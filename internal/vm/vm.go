@@ -179,7 +179,7 @@ func args(c Config, accel, code, vars string) []string {
 		serial = "stdio"
 	}
 	a := []string{
-		"-machine", "q35", "-accel", accel, "-cpu", cpuModel(accel), "-smp", fmt.Sprint(cpus), "-m", fmt.Sprint(mem),
+		"-machine", "q35", "-accel", accelOption(accel), "-cpu", cpuModel(accel), "-smp", fmt.Sprint(cpus), "-m", fmt.Sprint(mem),
 		"-nodefaults", "-display", "none", "-no-user-config",
 		"-drive", "if=pflash,format=raw,readonly=on,file=" + code,
 		"-drive", "if=pflash,format=raw,file=" + vars,
@@ -205,6 +205,21 @@ func args(c Config, accel, code, vars string) []string {
 		a = append(a, "-fw_cfg", "name=opt/com.coreos/config,file="+c.Ignition)
 	}
 	return a
+}
+
+// tcgCodeBufferMiB is the size of TCG's translated-code buffer. QEMU's default (1 GiB) holds
+// about 60 MB of guest code; a control plane runs a dozen large Go programs (kube-apiserver,
+// kubelet, etcd, containerd and its shims, kubeadm, runc...) whose hot code is more than that,
+// so QEMU kept flushing every translation and re-translating (three full flushes in the first
+// 18 minutes of a control plane's first boot, measured with the monitor's "info jit"). The
+// buffer is host memory committed only as it fills.
+const tcgCodeBufferMiB = 2048
+
+func accelOption(accel string) string {
+	if accel == "tcg" {
+		return fmt.Sprintf("tcg,tb-size=%d", tcgCodeBufferMiB)
+	}
+	return accel
 }
 
 func cpuModel(accel string) string {

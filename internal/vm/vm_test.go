@@ -9,7 +9,7 @@ func TestArgs(t *testing.T) {
 	a := strings.Join(args(Config{Image: "n.qcow2", Forwards: []Forward{{6443, 6443}, {2222, 22}}, Ignition: "n.ign",
 		LAN: 42042, MAC: "52:54:00:00:10:11"}, "tcg", "CODE", "VARS"), " ")
 	for _, want := range []string{
-		"-accel tcg", "-cpu max", "-smp 2", "-m 2048",
+		"-accel tcg,tb-size=2048", "-cpu max", "-smp 2", "-m 2048",
 		"if=pflash,format=raw,readonly=on,file=CODE", "if=pflash,format=raw,file=VARS",
 		"file=n.qcow2,format=qcow2,if=virtio,cache=unsafe,snapshot=on",
 		"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:6443-:6443,hostfwd=tcp:127.0.0.1:2222-:22",
