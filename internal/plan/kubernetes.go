@@ -255,7 +255,7 @@ func KubeadmJoinConfig(id NodeIdentity, controlPlane bool) (string, error) {
 // slowly; kubeadm's defaults give up after a few minutes.
 var timeouts = map[string]any{
 	"controlPlaneComponentHealthCheck": "20m0s", "kubeletHealthCheck": "10m0s", "discovery": "10m0s",
-	"kubernetesAPICall": "5m0s", "etcdAPICall": "5m0s", "tlsBootstrap": "10m0s",
+	"kubernetesAPICall": "15m0s", "etcdAPICall": "5m0s", "tlsBootstrap": "10m0s",
 }
 
 func nodeRegistration(id NodeIdentity) map[string]any {

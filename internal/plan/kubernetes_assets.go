@@ -90,6 +90,7 @@ fi
 say "images preloaded ($(ctr -n k8s.io images ls -q | grep -vc '^sha256:') images)"
 `)
 	b.WriteString(`
+etcd_up= api_up=
 healthy_etcd() { curl -sf http://127.0.0.1:2381/health | grep -q '"health":"true"'; }
 ready_api() { curl -ksf https://127.0.0.1:6443/readyz | grep -qx ok; }
 
@@ -103,25 +104,9 @@ if [ -f ` + KubeadmJoinPath + ` ]; then
 `)
 	if k.Role == "control-plane" {
 		b.WriteString(`else
-	if [ ! -f "$state/init-done" ] && [ -f /etc/kubernetes/admin.conf ] && wait_for 300 ready_api; then
-		touch "$state/init-done" # kubeadm init finished before an interruption
-	fi
-	if [ ! -f "$state/init-done" ]; then
-		if [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ] || [ -d /var/lib/etcd/member ]; then
-			say "an interrupted first boot left a partial control plane: resetting it"
-			kubeadm reset -f >/dev/null 2>&1 || true
-			systemctl stop ` + EtcdUnit + ` 2>/dev/null || true
-			rm -rf /var/lib/etcd/member
-		fi
-		say "kubeadm init"
-		upload=""
-		grep -q '^certificateKey:' ` + KubeadmConfigPath + ` && upload=--upload-certs
-` + etcdFirst(k) + `		kubeadm init --config ` + KubeadmConfigPath + ` --skip-token-print $upload` + skipEtcd(k) + `
-		touch "$state/init-done"
-	fi
-fi
-wait_for 900 healthy_etcd && say "etcd healthy"
-wait_for 900 ready_api && say "apiserver ready"
+` + stagedInit(k) + `fi
+[ -n "${etcd_up:-}" ] || { wait_for 900 healthy_etcd && say "etcd healthy"; }
+[ -n "${api_up:-}" ] || { wait_for 900 ready_api && say "apiserver ready"; }
 `)
 	} else {
 		b.WriteString(`else
@@ -148,23 +133,52 @@ wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && s
 	return b.String()
 }
 
-// etcdFirst, for etcd.mode service, makes the PKI (kubeadm's, for a stacked etcd) and starts
-// etcd on the host before kubeadm init, which then skips its own etcd phase.
-func etcdFirst(k recipe.Kubernetes) string {
-	if k.Etcd.Mode != "service" {
-		return ""
-	}
-	return `		kubeadm init phase certs all --config ` + KubeadmConfigPath + `
-		systemctl start ` + EtcdUnit + `
+// stagedInit is kubeadm init run in two halves. The first brings up etcd and the API server
+// alone (kubeadm's phases, each of which reuses what an interrupted earlier attempt left: the
+// certificates, kubeconfigs and manifests); the second, once the API answers, runs the rest of
+// kubeadm init (controller manager, scheduler, the cluster's objects, add-ons). Started all at
+// once, on a small or emulated machine the controller manager and scheduler hammer an API
+// server that is still installing its APIs with TLS handshakes that time out and are retried,
+// and the API server's own post-start hooks then time out and it exits: the first boot never
+// converges. Staged, each half has the machine to itself. Nothing is ever reset: a power cut
+// or a failure anywhere re-runs the same steps at the next attempt.
+func stagedInit(k recipe.Kubernetes) string {
+	cfg := " --config " + KubeadmConfigPath
+	var b strings.Builder
+	b.WriteString(`	if [ ! -f "$state/init-done" ]; then
+		if [ -f "$state/init-started" ]; then
+			say "kubeadm init (resuming an interrupted first boot)"
+		else
+			say "kubeadm init"
+			kubeadm init phase preflight` + cfg + `
+			touch "$state/init-started"
+		fi
+		kubeadm init phase certs all` + cfg + `
+		kubeadm init phase kubeconfig all` + cfg + `
+`)
+	skip := "preflight,certs,kubeconfig,etcd,control-plane/apiserver,kubelet-start"
+	if k.Etcd.Mode == "service" {
+		b.WriteString(`		systemctl start ` + EtcdUnit + `
 		wait_for 600 healthy_etcd
-`
-}
-
-func skipEtcd(k recipe.Kubernetes) string {
-	if k.Etcd.Mode != "service" {
-		return ""
+`)
+	} else {
+		b.WriteString(`		kubeadm init phase etcd local` + cfg + `
+`)
 	}
-	return " --skip-phases=etcd"
+	b.WriteString(`		kubeadm init phase control-plane apiserver` + cfg + `
+		kubeadm init phase kubelet-start` + cfg + `
+		wait_for 1800 healthy_etcd || { say "etcd not healthy after 30 minutes; trying again"; exit 1; }
+		etcd_up=1 && say "etcd healthy"
+		wait_for 1800 ready_api || { say "API server not ready after 30 minutes; trying again"; exit 1; }
+		api_up=1 && say "apiserver ready"
+		say "kubeadm init: controller manager, scheduler, cluster objects"
+		upload=""
+		grep -q '^certificateKey:' ` + KubeadmConfigPath + ` && upload=--upload-certs
+		kubeadm init` + cfg + ` --skip-phases=` + skip + ` --skip-token-print $upload
+		touch "$state/init-done"
+	fi
+`)
+	return b.String()
 }
 
 // flannelManifest is flannel's kube-flannel.yml for the pod network, with the images the

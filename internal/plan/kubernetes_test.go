@@ -53,11 +53,25 @@ func TestKubernetesNodeFiles(t *testing.T) {
 			t.Errorf("%s is not enabled", u)
 		}
 	}
-	script := string(files[FirstBootScript].Inline)
-	for _, want := range []string{"kubeadm init --config " + KubeadmConfigPath, `say "etcd healthy"`, `say "apiserver ready"`, `say "node Ready"`, "init-done"} {
-		if !strings.Contains(script, want) {
-			t.Errorf("first-boot script lacks %q", want)
+	// kubeadm init in two halves: etcd and the API server alone first, the rest once the API
+	// answers; the milestones after it.
+	assertInOrder(t, string(files[FirstBootScript].Inline),
+		"kubeadm init phase preflight", "init-started", "phase certs all", "phase kubeconfig all", "phase etcd local",
+		"phase control-plane apiserver", "phase kubelet-start", `say "etcd healthy"`, `say "apiserver ready"`,
+		"kubeadm init --config "+KubeadmConfigPath+" --skip-phases=preflight,certs,kubeconfig,etcd,control-plane/apiserver,kubelet-start",
+		"init-done", `say "node Ready"`)
+}
+
+// assertInOrder fails unless each of want occurs in s after the one before it.
+func assertInOrder(t *testing.T, s string, want ...string) {
+	t.Helper()
+	at := 0
+	for _, w := range want {
+		i := strings.Index(s[at:], w)
+		if i < 0 {
+			t.Fatalf("%q missing or out of order in:\n%s", w, s)
 		}
+		at += i + len(w)
 	}
 }
 
@@ -95,9 +109,9 @@ func TestEtcdServiceMode(t *testing.T) {
 		t.Errorf("%s is not enabled", EtcdUnit)
 	}
 	script := string(files[FirstBootScript].Inline)
-	certs, start, init := strings.Index(script, "phase certs all"), strings.Index(script, "systemctl start "+EtcdUnit), strings.Index(script, "--skip-phases=etcd")
-	if certs < 0 || start < certs || init < start {
-		t.Errorf("first boot does not make the PKI, start etcd, then init without the etcd phase:\n%s", script)
+	assertInOrder(t, script, "phase certs all", "systemctl start "+EtcdUnit, "phase control-plane apiserver", "--skip-phases=preflight,certs,kubeconfig,etcd,")
+	if strings.Contains(script, "phase etcd local") {
+		t.Error("service mode also writes etcd's static pod")
 	}
 	if !strings.Contains(string(files[KubeadmConfigPath].Inline), "- Port-2379") {
 		t.Error("kubeadm's preflight would refuse the running etcd")
