@@ -57,6 +57,11 @@ func serveStore(addr string) error {
 		return err
 	}
 	log.Printf("store listening on %s", addr)
+	return acceptStore(ln)
+}
+
+// acceptStore serves the store protocol on every connection ln accepts.
+func acceptStore(ln net.Listener) error {
 	s := &store{str: map[string]string{}, lists: map[string][]string{}}
 	for {
 		c, err := ln.Accept()

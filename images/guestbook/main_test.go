@@ -15,13 +15,11 @@ func TestStoreAndWeb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln.Close()
-	go serveStore(ln.Addr().String())
+	defer ln.Close()
+	go acceptStore(ln)
 	addr := ln.Addr().String()
-	for i := 0; i < 100; i++ {
-		if out, err := call(addr, "PING"); err == nil && out[0] == "PONG" {
-			break
-		}
+	if out, err := call(addr, "PING"); err != nil || out[0] != "PONG" {
+		t.Fatalf("PING = %v, %v", out, err)
 	}
 	if _, err := call(addr, "SET", "k", "v"); err != nil {
 		t.Fatal(err)
