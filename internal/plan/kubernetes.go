@@ -30,6 +30,7 @@ const (
 	EtcdUnit          = "kiln-etcd.service"           // etcd.mode: service
 	PreloadArchive    = "/usr/share/kiln/images/preload.tar"
 	PreloadDigestFile = "/usr/share/kiln/images/preload.sha256"
+	PodResolvConf     = "/var/lib/kiln/resolv.conf" // kubelet's resolvConf: pods' upstream DNS
 )
 
 // KubernetesDefaults fills the recipe's defaults.
@@ -198,6 +199,8 @@ func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
 		"kind":         "KubeletConfiguration",
 		"cgroupDriver": "systemd",
 		"failSwapOn":   true,
+		// the node's DNS servers, or a stand-in when it knows none (see podResolvConf)
+		"resolvConf": PodResolvConf,
 	}
 	merge(kubelet, k.KubeletConfiguration)
 	reg := nodeRegistration(id)

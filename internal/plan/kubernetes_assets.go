@@ -81,6 +81,9 @@ wait_for() { # seconds command...
 	done
 }
 
+` + podResolvConf + `
+pod_resolv /run/systemd/resolve/resolv.conf ` + PodResolvConf + `
+
 want=$(cat ` + PreloadDigestFile + `)
 if [ "$(cat "$state/preloaded" 2>/dev/null || true)" != "$want" ]; then
 	say "importing preloaded images"
@@ -132,6 +135,25 @@ wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && s
 `)
 	return b.String()
 }
+
+// podResolvConf defines pod_resolv SRC DST, which writes kubelet's resolvConf (the upstream
+// DNS of pods with dnsPolicy Default, CoreDNS among them) from the node's resolver (SRC,
+// systemd-resolved's list of upstream servers). On a network that gives the node no DNS server
+// (air-gapped, or a static address without DNS) that list is empty, and CoreDNS refuses to
+// start ("no valid upstream addresses found"), so the cluster has no DNS even for its own
+// names. Then the node's own address stands in: nothing on the node answers DNS on it, so a
+// query for an outside name fails at once, no packet leaves the node, and CoreDNS serves the
+// cluster's names. It is rewritten at every boot, when the network may have changed.
+const podResolvConf = `pod_resolv() { # SRC DST
+	if grep -qs '^nameserver' "$1"; then
+		grep -E '^(nameserver|search|options) ' "$1" > "$2.tmp"
+	else
+		addr=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+		echo "# kiln: the node knows no DNS server; its own address stands in" > "$2.tmp"
+		[ -z "$addr" ] || echo "nameserver $addr" >> "$2.tmp"
+	fi
+	mv "$2.tmp" "$2"
+}`
 
 // stagedInit is kubeadm init run in two halves. The first brings up etcd and the API server
 // alone (kubeadm's phases, each of which reuses what an interrupted earlier attempt left: the

@@ -1,6 +1,9 @@
 package plan
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,7 +24,7 @@ func TestKubernetesNodeFiles(t *testing.T) {
 	}
 	cfg := string(files[KubeadmConfigPath].Inline)
 	for _, want := range []string{"kind: InitConfiguration", "imagePullPolicy: IfNotPresent", "kubernetesVersion: v1.37.1",
-		"imageTag: " + EtcdImageTag, "imageTag: " + CoreDNSImageTag, "cgroupDriver: systemd", "maxPods: 50", "mode: ipvs",
+		"imageTag: " + EtcdImageTag, "imageTag: " + CoreDNSImageTag, "cgroupDriver: systemd", "resolvConf: " + PodResolvConf, "maxPods: 50", "mode: ipvs",
 		"podSubnet: 10.244.0.0/16", "- 127.0.0.1", "name: v", "directory: " + KubeadmPatchesDir, "taints: []", "name: leader-elect\n", "encryptionAlgorithm: ECDSA-P256"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("kubeadm config lacks %q:\n%s", want, cfg)
@@ -121,4 +124,46 @@ func TestEtcdServiceMode(t *testing.T) {
 			t.Errorf("service mode preloads %s", img)
 		}
 	}
+}
+
+// TestPodResolvConf runs the first-boot program's pod_resolv with sh: the node's DNS servers
+// are kept; with none, the node's own address (from `ip route get`) stands in.
+func TestPodResolvConf(t *testing.T) {
+	dir := t.TempDir()
+	fakeIP := "#!/bin/sh\necho '1.1.1.1 via 10.0.2.2 dev enp0s1 src 10.0.2.15 uid 0'\n"
+	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte(fakeIP), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ src, want string }{
+		{"# managed\nnameserver 192.0.2.53\nsearch example.org\n", "nameserver 192.0.2.53\nsearch example.org\n"},
+		{"# No DNS servers known.\nsearch .\n", "nameserver 10.0.2.15\n"},
+	} {
+		src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+		if err := os.WriteFile(src, []byte(c.src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("sh", "-euc", podResolvConf+"\npod_resolv \"$1\" \"$2\"", "sh", src, dst)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pod_resolv: %v\n%s", err, out)
+		}
+		got, err := os.ReadFile(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Join(nonComments(string(got)), "\n") + "\n"
+		if lines != c.want {
+			t.Errorf("pod_resolv of %q wrote %q, want %q", c.src, got, c.want)
+		}
+	}
+}
+
+func nonComments(s string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
