@@ -215,11 +215,13 @@ func (m *Machine) Run(cmd string, timeout time.Duration) (string, int) {
 	seq, from := m.cmdSeq, len(m.lines)
 	m.mu.Unlock()
 	begin, end := fmt.Sprintf("KILN-BEGIN-%d", seq), fmt.Sprintf("KILN-END-%d", seq)
-	line := fmt.Sprintf("echo %s-$((1+0)); %s; echo %s-$?\n", begin, cmd, end)
+	// The end marker starts a line of its own even when the output does not end in a newline
+	// (curl's does not).
+	line := fmt.Sprintf("echo %s-$((1+0)); %s; printf '\\n%s-%%d\\n' $?\n", begin, cmd, end)
 	if _, err := io.WriteString(m.stdin, line); err != nil {
 		m.t.Fatalf("%s: typing %q: %v", m.name, cmd, err)
 	}
-	// The echo of the typed line holds the literal "$((1+0))" and "$?"; only the outputs
+	// The echo of the typed line holds the literals "$((1+0))" and "%d"; only the outputs
 	// hold numbers.
 	b, _, err := m.Wait(from, regexp.MustCompile("^"+begin+"-1$"), timeout)
 	if err != nil {

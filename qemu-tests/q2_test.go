@@ -1,9 +1,8 @@
 //go:build controlplane
 
-// The single-VM control-plane scenario boots the default image (no per-node config) as
-// `make image` + `kiln run` does. It takes tens of minutes under emulation on 2 cores, so it is
-// opt-in (`make test-controlplane`); CI runs the same checks on the cluster scenario
-// (cluster_test.go).
+// The control plane with etcd as a host service: Q2 and Q4 again on a recipe variant. Another
+// half hour under emulation on 2 cores, so it is opt-in (`make test-controlplane`); CI runs Q2
+// and Q4 on the default image (controlplane_test.go).
 
 package qemutests
 
@@ -11,20 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/kiln-dev/kiln/internal/vm"
 )
-
-// TestQ2Q4ControlPlane is Q2 (first boot brings up etcd, the API, the node, CoreDNS and a
-// workload with no network) and Q4 (a hard power-off after that, and the cluster comes back by
-// itself with etcd's data, without running kubeadm init again) on the default image.
-func TestQ2Q4ControlPlane(t *testing.T) {
-	boot := controlPlaneBooter(t, "control-plane")
-	m := boot("first-boot")
-	checkQ2(t, m)
-	powerCut(t, m)
-	checkQ4(t, boot("after-power-cut"))
-}
 
 // TestEtcdServiceMode: the control plane with etcd as a host service comes up, the service
 // (not a static pod) serves etcd with TLS, Q2's checks pass, and it comes back after a power
@@ -44,16 +30,4 @@ func TestEtcdServiceMode(t *testing.T) {
 	checkQ2(t, m)
 	powerCut(t, m)
 	checkQ4(t, boot("after-power-cut"))
-}
-
-// controlPlaneBooter builds recipe once and returns a function that boots its disk (the same
-// disk each time, persistent) and waits for the control plane's milestones.
-func controlPlaneBooter(t *testing.T, recipe string) func(name string) *Machine {
-	disk := copyImage(t, buildRecipe(t, recipe))
-	return func(name string) *Machine {
-		m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2}, artifactDir(t), name)
-		bootToShell(t, m)
-		waitControlPlane(t, m)
-		return m
-	}
 }

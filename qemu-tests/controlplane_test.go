@@ -1,0 +1,123 @@
+// The control-plane scenarios Q2 and Q4 on the default image (no per-node config), booted as
+// `make image` + `kiln run` does: first boot to a Ready node with CoreDNS and a workload, then a
+// power cut and the cluster back by itself. They run in CI: about twenty minutes under TCG on 2
+// cores. Their checks are shared with the opt-in scenarios (q2_test.go, cluster_test.go).
+
+package qemutests
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/vm"
+)
+
+// TestQ2Q4ControlPlane is Q2 (first boot brings up etcd, the API, the node, CoreDNS and a
+// workload with no network) and Q4 (a hard power-off after that, and the cluster comes back by
+// itself with etcd's data, without running kubeadm init again) on the default image.
+func TestQ2Q4ControlPlane(t *testing.T) {
+	boot := controlPlaneBooter(t, "control-plane")
+	m := boot("first-boot")
+	checkQ2(t, m)
+	powerCut(t, m)
+	checkQ4(t, boot("after-power-cut"))
+}
+
+// controlPlaneBooter builds recipe once and returns a function that boots its disk (the same
+// disk each time, persistent) and waits for the control plane's milestones.
+func controlPlaneBooter(t *testing.T, recipe string) func(name string) *Machine {
+	disk := copyImage(t, buildRecipe(t, recipe))
+	return func(name string) *Machine {
+		m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2}, artifactDir(t), name)
+		bootToShell(t, m)
+		waitControlPlane(t, m)
+		return m
+	}
+}
+
+// Console lines the first-boot program prints.
+var (
+	reEtcd        = regexp.MustCompile(`kiln: etcd healthy`)
+	reAPI         = regexp.MustCompile(`kiln: apiserver ready`)
+	reNodeReady   = regexp.MustCompile(`kiln: node Ready`)
+	reKubeadmInit = regexp.MustCompile(`kiln: kubeadm init`)
+)
+
+const (
+	etcdctl = "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt " +
+		"--cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key"
+	kubectlVM = "kubectl --kubeconfig /etc/kubernetes/admin.conf "
+)
+
+// waitControlPlane records a control plane's first-boot milestones.
+func waitControlPlane(t *testing.T, m *Machine) {
+	clusterMilestone(t, m, "etcd healthy", reEtcd, 25*time.Minute)
+	clusterMilestone(t, m, "apiserver ready", reAPI, 10*time.Minute)
+	clusterMilestone(t, m, "node Ready", reNodeReady, 20*time.Minute)
+	t.Logf("%s milestones: %s", m.name, formatMilestones(m.Milestones()))
+}
+
+// checkQ2 is Q2 on a control plane that is Ready: etcd healthy, /readyz ok, CoreDNS Running
+// and resolving the API's service name from a pod, a Deployment of a preloaded image Running,
+// and nothing pulled.
+func checkQ2(t *testing.T, m *Machine) {
+	if out := mustRun(t, m, etcdctl+" endpoint health 2>&1", 0); !strings.Contains(out, "is healthy") {
+		t.Errorf("etcdctl endpoint health: %s", out)
+	}
+	if out := mustRun(t, m, "curl -ks https://127.0.0.1:6443/readyz", 0); out != "ok" {
+		t.Errorf("/readyz = %q", out)
+	}
+	// Q3's cgroup drivers, in a running cluster: kubelet's as kubeadm wrote it and as the
+	// running containerd reports it.
+	if out := mustRun(t, m, "grep '^cgroupDriver' /var/lib/kubelet/config.yaml", 0); out != "cgroupDriver: systemd" {
+		t.Errorf("kubelet's %s", out)
+	}
+	if out := mustRun(t, m, "crictl --runtime-endpoint unix:///run/containerd/containerd.sock info | grep -c '\"SystemdCgroup\": true'", 0); out == "0" {
+		t.Error("containerd's runc runtime does not use the systemd cgroup driver")
+	}
+	waitRun(t, m, kubectlVM+"-n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[*].status.phase}'", "Running Running", 20*time.Minute)
+	mustRun(t, m, kubectlVM+"run dns-probe --restart=Never --image=docker.io/flannel/flannel:v0.28.10 --image-pull-policy=Never --command -- getent hosts kubernetes.default.svc.cluster.local", 0)
+	waitRun(t, m, kubectlVM+"get pod dns-probe -o jsonpath='{.status.phase}'", "Succeeded", 15*time.Minute)
+	if out := mustRun(t, m, kubectlVM+"logs dns-probe", 0); !strings.Contains(out, "10.96.0.1") {
+		t.Errorf("a pod resolved kubernetes.default.svc.cluster.local to %q, want 10.96.0.1", out)
+	}
+	mustRun(t, m, kubectlVM+"create deployment hello --image=registry.k8s.io/pause:3.10.2 --replicas=1", 0)
+	waitRun(t, m, kubectlVM+"get pods -l app=hello -o jsonpath='{.items[*].status.phase}'", "Running", 15*time.Minute)
+	mustRun(t, m, "! crictl --runtime-endpoint unix:///run/containerd/containerd.sock images | grep -q '<none>'", 0)
+}
+
+// powerCut writes a key to etcd and pulls the plug.
+func powerCut(t *testing.T, m *Machine) {
+	mustRun(t, m, etcdctl+" put kiln-q4 survived", 0)
+	mustRun(t, m, "sync", 0)
+	m.Kill()
+}
+
+// checkQ4: after the power cut the control plane came back by itself (waitControlPlane),
+// kubeadm init did not run again, etcd kept its data and the workload runs again.
+func checkQ4(t *testing.T, m *Machine) {
+	if _, _, err := m.Wait(0, reKubeadmInit, 0); err == nil {
+		t.Error("kubeadm init ran again after the power cut")
+	}
+	if out := mustRun(t, m, etcdctl+" get kiln-q4 --print-value-only", 0); out != "survived" {
+		t.Errorf("etcd key after the power cut = %q, want survived", out)
+	}
+	waitRun(t, m, kubectlVM+"get pods -l app=hello -o jsonpath='{.items[*].status.phase}'", "Running", 15*time.Minute)
+}
+
+// waitRun repeats cmd in the VM until it prints want or time runs out.
+func waitRun(t *testing.T, m *Machine, cmd, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var out string
+	for time.Now().Before(deadline) {
+		out, _ = m.Run(cmd, 2*time.Minute)
+		if strings.Contains(out, want) {
+			return
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Fatalf("`%s` never printed %q (last: %q)", cmd, want, out)
+}
