@@ -41,10 +41,7 @@ func TestQ3NodeSettings(t *testing.T) {
 // TestBuildRejectsUnknownKernelSettings: a sysctl the kernel does not know, a bridge sysctl
 // without br_netfilter, and a module that does not exist are located errors, exit 2, no image.
 func TestBuildRejectsUnknownKernelSettings(t *testing.T) {
-	kiln, oci := requireInputs(t)
-	dir := t.TempDir()
-	recipe := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(recipe, []byte(`apiVersion: kiln.dev/v1alpha1
+	buildRejected(t, `apiVersion: kiln.dev/v1alpha1
 kind: NodeImage
 metadata: {name: bad}
 base: localhost/kiln/base:bookworm
@@ -53,9 +50,43 @@ node:
   sysctls:
     net.ipv4.no_such_key: 1
     net.bridge.bridge-nf-call-iptables: 1
-`), 0o644)
+`,
+		":6:13: node.modules[0]: kernel 6.1.0-",
+		"has no module no_such_module",
+		`:9:5: node.sysctls["net.bridge.bridge-nf-call-iptables"]: net.bridge.bridge-nf-call-iptables comes from module br_netfilter, which node.modules does not load`,
+		`:8:5: node.sysctls["net.ipv4.no_such_key"]: kernel 6.1.0-`)
+}
+
+// TestBuildRejectsMissingImage: an image the node must preload that none of the mirrors has is
+// a located error at images[i], exit 2, no image.
+func TestBuildRejectsMissingImage(t *testing.T) {
+	buildRejected(t, `apiVersion: kiln.dev/v1alpha1
+kind: NodeImage
+metadata: {name: bad}
+base: localhost/kiln/base:bookworm
+layers: [localhost/kiln/kubernetes-node:v1.37.1, localhost/kiln/containerd:v2.4.2]
+kubernetes:
+  version: v1.37.1
+  role: worker
+images:
+  - registry.k8s.io/pause:3.10.2
+  - localhost/kiln/no-such-image:v1
+`,
+		":11:5: images[1]: image localhost/kiln/no-such-image:v1 is needed on disk and cannot be had")
+}
+
+// buildRejected builds recipe (with the repository's mirrors) and wants exit 2, every message
+// of wants (each preceded by the recipe's path) in the output, and no image written.
+func buildRejected(t *testing.T, recipe string, wants ...string) {
+	kiln, oci := requireInputs(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(file, []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "bad.raw")
-	cmd := exec.Command(kiln, "build", recipe, "--mirror", "localhost/kiln/base=oci-layout:"+oci, "-o", out)
+	cmd := exec.Command(kiln, "build", file, "--mirrors", filepath.Join(repoRoot(), "recipes", "mirrors.yaml"),
+		"--mirror", "localhost/kiln/base=oci-layout:"+oci, "-o", out)
 	msg, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -64,17 +95,18 @@ node:
 	if code != exitcode.Invalid {
 		t.Errorf("kiln build exited %d, want %d\n%s", code, exitcode.Invalid, msg)
 	}
-	for _, want := range []string{
-		recipe + ":6:13: node.modules[0]: kernel 6.1.0-",
-		"has no module no_such_module",
-		recipe + `:9:5: node.sysctls["net.bridge.bridge-nf-call-iptables"]: net.bridge.bridge-nf-call-iptables comes from module br_netfilter, which node.modules does not load`,
-		recipe + `:8:5: node.sysctls["net.ipv4.no_such_key"]: kernel 6.1.0-`,
-	} {
+	for _, want := range wants {
+		if strings.HasPrefix(want, ":") {
+			want = file + want
+		}
 		if !strings.Contains(string(msg), want) {
 			t.Errorf("kiln build output lacks %q:\n%s", want, msg)
 		}
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("an image was written after a rejected build")
+	}
+	if left, _ := filepath.Glob(out + "*"); len(left) > 0 {
+		t.Errorf("a rejected build left %v", left)
 	}
 }
