@@ -39,14 +39,14 @@ printf '%-44s %d MiB\n' "sum of compressed inputs" $((inputs >> 20))
 printf '%-44s %.2f\n' "image (allocated) / inputs" "$(echo "$allocated / $inputs" | bc -l)"
 printf '%-44s %d MiB\n' "builder peak RSS (goal <= 300 MiB)" $((rss_kb >> 10))
 for f in "$out"/qemu-tests/TestQ1Smoke/*/milestones.json "$out"/qemu-tests/TestQ2Q4ControlPlane/*/milestones.json \
-         "$out"/qemu-tests/TestClusterQ2Q4Q5/*/milestones.json; do
+         "$out"/qemu-tests/TestClusterQ5/*/milestones.json; do
   [ -f "$f" ] || continue
   python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1]))
 print("%-44s %s" % (sys.argv[1].split("/")[-3].removeprefix("Test")[:8] + " " + m["machine"] + " (TCG, s)", " ".join("%s=%.1f" % (x["name"], x["seconds"]) for x in m["milestones"])))' "$f"
 done
-c="$out/qemu-tests/TestClusterQ2Q4Q5/cluster.json"
+c="$out/qemu-tests/TestClusterQ5/cluster.json"
 if [ -f "$c" ]; then
   python3 -c '
 import json, sys

@@ -1,12 +1,19 @@
 // The control-plane scenarios Q2 and Q4 on the default image (no per-node config), booted as
 // `make image` + `kiln run` does: first boot to a Ready node with CoreDNS and a workload, then a
 // power cut and the cluster back by itself. They run in CI: about twenty minutes under TCG on 2
-// cores. Their checks are shared with the opt-in scenarios (q2_test.go, cluster_test.go).
+// cores. Their checks are shared with the opt-in etcd-service scenario (q2_test.go).
 
 package qemutests
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,21 +23,29 @@ import (
 
 // TestQ2Q4ControlPlane is Q2 (first boot brings up etcd, the API, the node, CoreDNS and a
 // workload with no network) and Q4 (a hard power-off after that, and the cluster comes back by
-// itself with etcd's data, without running kubeadm init again) on the default image.
+// itself with etcd's data, without running kubeadm init again) on the default image. As the
+// README tells a user, the host's kubectl reaches the API through a forwarded port with the
+// node's admin.conf.
 func TestQ2Q4ControlPlane(t *testing.T) {
-	boot := controlPlaneBooter(t, "control-plane")
+	api := freePort(t, "tcp")
+	boot := controlPlaneBooter(t, "control-plane", vm.Forward{Host: api, Guest: 6443})
 	m := boot("first-boot")
 	checkQ2(t, m)
+	kubectl := hostKubectl(copyAdminConf(t, m), api)
+	want := mustRun(t, m, "hostname", 0) + "=True"
+	if out, err := kubectl("", "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status}{end}"); err != nil || out != want {
+		t.Errorf("host kubectl get nodes through 127.0.0.1:%d = %q, %v; want %q", api, out, err, want)
+	}
 	powerCut(t, m)
 	checkQ4(t, boot("after-power-cut"))
 }
 
 // controlPlaneBooter builds recipe once and returns a function that boots its disk (the same
 // disk each time, persistent) and waits for the control plane's milestones.
-func controlPlaneBooter(t *testing.T, recipe string) func(name string) *Machine {
+func controlPlaneBooter(t *testing.T, recipe string, fwd ...vm.Forward) func(name string) *Machine {
 	disk := copyImage(t, buildRecipe(t, recipe))
 	return func(name string) *Machine {
-		m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2}, artifactDir(t), name)
+		m := Boot(t, vm.Config{Image: disk, Persist: true, MemoryMB: 4096, CPUs: 2, Forwards: fwd}, artifactDir(t), name)
 		bootToShell(t, m)
 		waitControlPlane(t, m)
 		return m
@@ -120,4 +135,37 @@ func waitRun(t *testing.T, m *Machine, cmd, want string, timeout time.Duration) 
 		time.Sleep(5 * time.Second)
 	}
 	t.Fatalf("`%s` never printed %q (last: %q)", cmd, want, out)
+}
+
+// copyAdminConf copies the node's /etc/kubernetes/admin.conf to the host over the serial
+// console (base64, checked against the node's sha256) and returns its path.
+func copyAdminConf(t *testing.T, m *Machine) string {
+	t.Helper()
+	enc := mustRun(t, m, "base64 /etc/kubernetes/admin.conf", 0)
+	raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(enc), ""))
+	if err != nil {
+		t.Fatalf("admin.conf from the console: %v", err)
+	}
+	sum := sha256.Sum256(raw)
+	if want := strings.Fields(mustRun(t, m, "sha256sum /etc/kubernetes/admin.conf", 0)); len(want) == 0 || want[0] != hex.EncodeToString(sum[:]) {
+		t.Fatalf("admin.conf copied over the console differs from the node's (%v)", want)
+	}
+	path := filepath.Join(t.TempDir(), "admin.conf")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// hostKubectl returns a runner of the supply's kubectl on the host against the API forwarded
+// to 127.0.0.1:api (the API server's certificate names 127.0.0.1).
+func hostKubectl(kubeconfig string, api int) func(stdin string, args ...string) (string, error) {
+	return func(stdin string, args ...string) (string, error) {
+		bin := filepath.Join(os.Getenv("KILN_SUPPLY"), "bin", "kubernetes", "kubectl")
+		a := append([]string{"--kubeconfig", kubeconfig, "--server", "https://127.0.0.1:" + strconv.Itoa(api), "--request-timeout", "60s"}, args...)
+		cmd := exec.Command(bin, a...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
 }

@@ -1,8 +1,7 @@
-//go:build controlplane
-
-// The cluster scenarios boot whole Kubernetes control planes under emulation. On a 2-core host
-// with TCG they take tens of minutes each and do not fit CI's budget reliably, so they are
-// opt-in: make test-controlplane (go test -tags controlplane ./qemu-tests).
+// Q5: one image, many nodes. A control plane and a worker made by `kiln cluster init` boot on
+// a private segment, the worker joins, and a two-tier workload answers through the worker's
+// NodePort. In CI: about twenty-five minutes under TCG on 2 cores (Q2 and Q4 themselves run on
+// the default image, controlplane_test.go).
 
 package qemutests
 
@@ -79,17 +78,12 @@ nodes:
   - {name: w2, role: worker, address: 10.10.0.12/24, mac: "52:54:00:00:10:12"}
 `
 
-// TestClusterQ2Q4Q5 boots a cluster made by `kiln cluster init` from two images on a private
-// segment with no route out:
-//   - Q2 on the control plane's first boot (etcd, the API, node Ready, CoreDNS resolving from a
-//     pod, a Deployment of a preloaded image);
-//   - Q5: the worker joins with its own Ignition config, both nodes are Ready, the host's
-//     kubectl reaches the API through a forwarded port, and the guestbook answers through the
-//     worker's NodePort with data it stored; a worker with a wrong CA hash never joins and says
-//     why on its console; no private key is inside either image file;
-//   - Q4: the control plane is powered off hard and comes back by itself, etcd's data intact,
-//     kubeadm init not run again.
-func TestClusterQ2Q4Q5(t *testing.T) {
+// TestClusterQ5 boots a cluster made by `kiln cluster init` from two images on a private
+// segment with no route out: the worker joins with its own Ignition config, both nodes are
+// Ready, the host's kubectl reaches the API through a forwarded port, and the guestbook answers
+// through the worker's NodePort with data it stored; a worker with a wrong CA hash never joins
+// and says why on its console; no private key is inside either image file.
+func TestClusterQ5(t *testing.T) {
 	kiln, _ := requireInputs(t)
 	cpImage, wImage := buildRecipe(t, "control-plane"), buildRecipe(t, "worker")
 	for _, img := range []string{cpImage, wImage} {
@@ -105,23 +99,21 @@ func TestClusterQ2Q4Q5(t *testing.T) {
 	spoilCAHash(t, filepath.Join(dir, "w2.ign"))
 	lan, api, web := freePort(t, "udp"), freePort(t, "tcp"), freePort(t, "tcp")
 	art := artifactDir(t)
-	cpDisk := copyImage(t, cpImage)
-	cpConfig := vm.Config{Image: cpDisk, Persist: true, MemoryMB: 4096, CPUs: 2, Ignition: filepath.Join(dir, "cp1.ign"),
-		LAN: lan, MAC: "52:54:00:00:10:10", Forwards: []vm.Forward{{Host: api, Guest: 6443}}}
+	// A worker has one emulated CPU (kubeadm asks two of control planes only): with the control
+	// plane's two, the host's two cores are not starved.
 	worker := func(name, mac string, fwd []vm.Forward) *Machine {
-		return Boot(t, vm.Config{Image: copyImage(t, wImage), Persist: true, MemoryMB: 2048, CPUs: 2,
+		return Boot(t, vm.Config{Image: copyImage(t, wImage), MemoryMB: 2048, CPUs: 1,
 			Ignition: filepath.Join(dir, name+".ign"), LAN: lan, MAC: mac, Forwards: fwd}, art, name)
 	}
 
 	start := time.Now()
-	cp := Boot(t, cpConfig, art, "cp1")
+	cp := Boot(t, vm.Config{Image: copyImage(t, cpImage), MemoryMB: 4096, CPUs: 2, Ignition: filepath.Join(dir, "cp1.ign"),
+		LAN: lan, MAC: "52:54:00:00:10:10", Forwards: []vm.Forward{{Host: api, Guest: 6443}}}, art, "cp1")
 	bootToShell(t, cp)
-	clusterMilestone(t, cp, "etcd healthy", reEtcd, 25*time.Minute)
-	clusterMilestone(t, cp, "apiserver ready", reAPI, 10*time.Minute)
-	// The worker starts once the API answers: its own first boot (image import) overlaps the
-	// control plane's last steps without starving them.
+	// The worker starts once the control plane is Ready: under emulation a second machine's
+	// boot beside the control plane's convergence slows both.
+	waitControlPlane(t, cp)
 	w := worker("w1", "52:54:00:00:10:11", []vm.Forward{{Host: web, Guest: 30001}})
-	clusterMilestone(t, cp, "node Ready", reNodeReady, 20*time.Minute)
 	bootToShell(t, w)
 	clusterMilestone(t, w, "node joined", reJoined, 20*time.Minute)
 	clusterMilestone(t, w, "node Ready", reNodeReady, 20*time.Minute)
@@ -133,43 +125,26 @@ func TestClusterQ2Q4Q5(t *testing.T) {
 		mem[m.name] = mustRun(t, m, "free -m | awk '/^Mem:/ {print $3}'", 0)
 	}
 	t.Logf("memory used (MiB): cp1 %s, w1 %s", mem["cp1"], mem["w1"])
+	writeJSON(t, filepath.Join(art, "cluster.json"), map[string]any{
+		"bothReadySeconds": both.Seconds(), "memoryUsedMiB": mem,
+		"cp1": cp.Milestones(), "w1": w.Milestones(),
+	})
 
-	bad := worker("w2", "52:54:00:00:10:12", nil) // runs beside the checks below
-	checkQ2(t, cp)
 	checkQ5(t, dir, api, web)
+	w.Kill()
+	bad := worker("w2", "52:54:00:00:10:12", nil)
 	if _, _, err := bad.Wait(0, regexp.MustCompile(`none of the public keys .* are pinned|cluster CA found in cluster-info ConfigMap is invalid`), 20*time.Minute); err != nil {
 		t.Errorf("the worker with a wrong CA hash did not say why it cannot join: %v", err)
 	}
 	if _, _, err := bad.Wait(0, reJoined, 0); err == nil {
 		t.Error("the worker with a wrong CA hash joined")
 	}
-	bad.Kill()
-	writeJSON(t, filepath.Join(art, "cluster.json"), map[string]any{
-		"bothReadySeconds": both.Seconds(), "memoryUsedMiB": mem,
-		"cp1": cp.Milestones(), "w1": w.Milestones(),
-	})
-
-	powerCut(t, cp)
-	cp2 := Boot(t, cpConfig, art, "cp1-after-power-cut")
-	bootToShell(t, cp2)
-	waitControlPlane(t, cp2)
-	checkQ4(t, cp2)
-	if _, _, err := cp2.Wait(0, regexp.MustCompile(`kiln-init: node config from .* applied`), 0); err == nil {
-		t.Error("the node config was applied again after the power cut")
-	}
 }
 
 // checkQ5: the host's kubectl sees both nodes Ready through the forwarded port, deploys the
 // guestbook, and a request through the worker's NodePort stores an entry that the next reads.
 func checkQ5(t *testing.T, dir string, api, web int) {
-	kubectl := func(stdin string, args ...string) (string, error) {
-		bin := filepath.Join(os.Getenv("KILN_SUPPLY"), "bin", "kubernetes", "kubectl")
-		a := append([]string{"--kubeconfig", filepath.Join(dir, "admin.conf"), "--server", "https://127.0.0.1:" + strconv.Itoa(api)}, args...)
-		cmd := exec.Command(bin, a...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		return strings.TrimSpace(string(out)), err
-	}
+	kubectl := hostKubectl(filepath.Join(dir, "admin.conf"), api)
 	out, err := kubectl("", "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}")
 	if err != nil || !strings.Contains(out, "cp1=True w1=True") {
 		t.Fatalf("host kubectl get nodes = %q, %v; want cp1 and w1 Ready", out, err)
