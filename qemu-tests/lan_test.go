@@ -1,9 +1,6 @@
 package qemutests
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,22 +20,7 @@ func TestNoPrivateKeyInImages(t *testing.T) {
 // with a per-node config from `kiln cluster init` giving its name and static address to the
 // interface with its MAC: they reach each other, and nothing outside.
 func TestPrivateSegment(t *testing.T) {
-	kiln, _ := requireInputs(t)
-	dir := t.TempDir()
-	def := filepath.Join(dir, "cluster.yaml")
-	recipes := filepath.Join(repoRoot(), "recipes")
-	os.WriteFile(def, []byte(fmt.Sprintf(`apiVersion: kiln.dev/v1alpha1
-kind: Cluster
-name: lan
-kubernetesVersion: v1.37.1
-recipes: {control-plane: %s/control-plane.yaml, worker: %s/worker.yaml}
-nodes:
-  - {name: cp1, role: control-plane, address: 10.10.0.10/24, mac: "52:54:00:00:10:10"}
-  - {name: w1, role: worker, address: 10.10.0.11/24, mac: "52:54:00:00:10:11"}
-`, recipes, recipes)), 0o644)
-	if out, err := exec.Command(kiln, "cluster", "init", def, "-o", dir).CombinedOutput(); err != nil {
-		t.Fatalf("kiln cluster init: %v\n%s", err, out)
-	}
+	dir := clusterInit(t)
 	img := buildRecipe(t, "minimal")
 	lan := freePort(t, "udp")
 	var ms []*Machine

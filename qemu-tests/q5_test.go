@@ -65,11 +65,11 @@ spec:
   ports: [{port: 8080, nodePort: 30001}]
 `
 
-// The cluster of the scenario: recipes/cluster.yaml's two nodes, plus a worker whose config
-// the test spoils with a wrong CA hash.
+// The cluster of the scenarios: recipes/cluster.yaml's two nodes, plus a worker whose config
+// Q5 spoils with a wrong CA hash.
 const clusterDef = `apiVersion: kiln.dev/v1alpha1
 kind: Cluster
-name: q5
+name: test
 kubernetesVersion: v1.37.1
 recipes: {control-plane: %s/control-plane.yaml, worker: %s/worker.yaml}
 nodes:
@@ -84,18 +84,11 @@ nodes:
 // through the worker's NodePort with data it stored; a worker with a wrong CA hash never joins
 // and says why on its console; no private key is inside either image file.
 func TestClusterQ5(t *testing.T) {
-	kiln, _ := requireInputs(t)
 	cpImage, wImage := buildRecipe(t, "control-plane"), buildRecipe(t, "worker")
 	for _, img := range []string{cpImage, wImage} {
 		assertNoPrivateKey(t, img)
 	}
-	dir := t.TempDir()
-	def := filepath.Join(dir, "cluster.yaml")
-	recipes := filepath.Join(repoRoot(), "recipes")
-	os.WriteFile(def, []byte(strings.ReplaceAll(clusterDef, "%s", recipes)), 0o644)
-	if out, err := exec.Command(kiln, "cluster", "init", def, "-o", dir).CombinedOutput(); err != nil {
-		t.Fatalf("kiln cluster init: %v\n%s", err, out)
-	}
+	dir := clusterInit(t)
 	spoilCAHash(t, filepath.Join(dir, "w2.ign"))
 	lan, api, web := freePort(t, "udp"), freePort(t, "tcp"), freePort(t, "tcp")
 	art := artifactDir(t)
@@ -176,6 +169,20 @@ func checkQ5(t *testing.T, dir string, api, web int) {
 		t.Errorf("GET through the worker's NodePort = %q, want the stored entry %q", body, entry)
 	}
 	t.Logf("guestbook through w1:30001: %q", body)
+}
+
+// clusterInit runs `kiln cluster init` on clusterDef and returns the directory it wrote.
+func clusterInit(t *testing.T) string {
+	kiln, _ := requireInputs(t)
+	dir := t.TempDir()
+	def := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(def, []byte(strings.ReplaceAll(clusterDef, "%s", filepath.Join(repoRoot(), "recipes"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(kiln, "cluster", "init", def, "-o", dir).CombinedOutput(); err != nil {
+		t.Fatalf("kiln cluster init: %v\n%s", err, out)
+	}
+	return dir
 }
 
 // spoilCAHash rewrites the CA hash in a worker's join configuration.
