@@ -10,13 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-dev/kiln/internal/vm"
 )
 
 // TestEtcdServiceMode: the control plane with etcd as a host service comes up, the service
 // (not a static pod) serves etcd with TLS, Q2's checks pass, and it comes back after a power
 // cut with its data.
 func TestEtcdServiceMode(t *testing.T) {
-	boot := controlPlaneBooter(t, "control-plane-etcd-service")
+	boot := controlPlaneBooter(t, "control-plane-etcd-service", vm.Config{})
 	m := boot("first-boot")
 	if out := mustRun(t, m, "systemctl is-active kiln-etcd.service; test ! -e /etc/kubernetes/manifests/etcd.yaml && echo no-static-pod", 0); out != "active\nno-static-pod" {
 		t.Errorf("etcd service state: %q", out)

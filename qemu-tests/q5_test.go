@@ -137,7 +137,7 @@ func TestClusterQ5(t *testing.T) {
 // checkQ5: the host's kubectl sees both nodes Ready through the forwarded port, deploys the
 // guestbook, and a request through the worker's NodePort stores an entry that the next reads.
 func checkQ5(t *testing.T, dir string, api, web int) {
-	kubectl := hostKubectl(filepath.Join(dir, "admin.conf"), api)
+	kubectl := hostKubectl(filepath.Join(dir, "admin.conf"), "https://127.0.0.1:"+strconv.Itoa(api))
 	out, err := kubectl("", "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}")
 	if err != nil || !strings.Contains(out, "cp1=True w1=True") {
 		t.Fatalf("host kubectl get nodes = %q, %v; want cp1 and w1 Ready", out, err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kiln-dev/kiln/internal/recipe"
+	"github.com/kiln-dev/kiln/internal/vm"
 )
 
 const nodeUpUnit = `[Unit]
@@ -110,6 +111,7 @@ if [ -f ` + KubeadmJoinPath + ` ]; then
 ` + stagedInit(k) + `fi
 [ -n "${etcd_up:-}" ] || { wait_for 900 healthy_etcd && say "etcd healthy"; }
 [ -n "${api_up:-}" ] || { wait_for 900 ready_api && say "apiserver ready"; }
+` + sendKubeconfig + `
 `)
 	} else {
 		b.WriteString(`else
@@ -135,6 +137,15 @@ wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && s
 `)
 	return b.String()
 }
+
+// sendKubeconfig hands the admin kubeconfig to the host that started this VM with `kiln run
+// --kubeconfig` (vm.Config.Kubeconfig): only then does the virtio port exist.
+const sendKubeconfig = `port=/dev/virtio-ports/` + vm.KubeconfigPort + `
+if [ -e "$port" ] && [ -f /etc/kubernetes/admin.conf ]; then
+	if { cat /etc/kubernetes/admin.conf; echo "` + vm.KubeconfigEnd + `"; } > "$port" 2>/dev/null; then
+		say "admin kubeconfig sent to the host"
+	fi
+fi`
 
 // podResolvConf defines pod_resolv SRC DST, which writes kubelet's resolvConf (the upstream
 // DNS of pods with dnsPolicy Default, CoreDNS among them) from the node's resolver (SRC,

@@ -167,3 +167,21 @@ func nonComments(s string) []string {
 	}
 	return out
 }
+
+// TestNodeUpScriptParses: the first-boot program of every role and etcd mode is valid sh (a
+// syntax error would only show at a node's first boot).
+func TestNodeUpScriptParses(t *testing.T) {
+	for _, k := range []recipe.Kubernetes{
+		{Version: "v1.37.1", Role: "control-plane", CNI: "flannel", Etcd: recipe.Etcd{Mode: "static-pod"}},
+		{Version: "v1.37.1", Role: "control-plane", CNI: "none", Etcd: recipe.Etcd{Mode: "service"}},
+		{Version: "v1.37.1", Role: "worker", CNI: "flannel"},
+	} {
+		script := nodeUpScript(k)
+		if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
+			t.Errorf("%s/%s node-up script: %v\n%s", k.Role, k.Etcd.Mode, err, out)
+		}
+		if got := strings.Contains(script, "/dev/virtio-ports/dev.kiln.kubeconfig"); got != (k.Role == "control-plane") {
+			t.Errorf("%s: sends a kubeconfig to the host: %v", k.Role, got)
+		}
+	}
+}

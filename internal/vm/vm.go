@@ -36,6 +36,10 @@ type Config struct {
 	Accel   string // auto (default), kvm or tcg
 	Serial  string // chardev for the serial console: "stdio" (default) or e.g. "file:/tmp/x"
 	Monitor bool   // multiplex the QEMU monitor on stdio (Ctrl-A c), for interactive use
+	// Kubeconfig, when set, is a host file the control plane's admin kubeconfig is written to
+	// (owner-only, pointing at the forwarded API port on 127.0.0.1) whenever the node sends one
+	// on its KubeconfigPort.
+	Kubeconfig string
 }
 
 // LANGroup is the multicast group of private segments.
@@ -149,7 +153,22 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 	if notice != "" && stderr != nil {
 		fmt.Fprintln(stderr, notice)
 	}
-	cmd := exec.CommandContext(ctx, QEMU, args(c, accel, code, vars)...)
+	a := args(c, accel, code, vars)
+	if c.Kubeconfig != "" {
+		hostPort, err := c.apiForward()
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		port := filepath.Join(dir, "kubeconfig.port")
+		a = append(a, "-device", "virtio-serial-pci,id=vser0", "-chardev", "file,id=kubeconfig,path="+port,
+			"-device", "virtserialport,bus=vser0.0,chardev=kubeconfig,name="+KubeconfigPort)
+		stop, once := make(chan struct{}), sync.Once{}
+		go exportKubeconfig(stop, port, c.Kubeconfig, hostPort)
+		removeDir := cleanup
+		cleanup = func() { once.Do(func() { close(stop); removeDir() }) }
+	}
+	cmd := exec.CommandContext(ctx, QEMU, a...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd, cleanup, nil
 }

@@ -1,0 +1,75 @@
+package vm
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func kubeconfig(server, user string) string {
+	return "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: Q0E=\n    server: " + server +
+		"\n  name: kubernetes\nusers:\n- name: " + user + "\n"
+}
+
+func TestHostKubeconfig(t *testing.T) {
+	first := kubeconfig("https://10.0.2.15:6443", "first") + KubeconfigEnd + "\n"
+	second := kubeconfig("https://10.0.2.15:6443", "second") + KubeconfigEnd + "\n"
+	for _, tc := range []struct {
+		name, port, want string
+	}{
+		{"nothing yet", "", ""},
+		{"incomplete", kubeconfig("https://10.0.2.15:6443", "first"), ""},
+		{"one", first, kubeconfig("https://127.0.0.1:16443", "first")},
+		// a node that restarted its first-boot program sent it twice; the last one counts,
+		// not a half-written one after it
+		{"the last complete one", first + second + "apiVersion: v1\n", kubeconfig("https://127.0.0.1:16443", "second")},
+		{"no server", "apiVersion: v1\n" + KubeconfigEnd + "\n", ""},
+	} {
+		got, ok := hostKubeconfig([]byte(tc.port), 16443)
+		if ok != (tc.want != "") || string(got) != tc.want {
+			t.Errorf("%s: hostKubeconfig = %q, %v; want %q", tc.name, got, ok, tc.want)
+		}
+	}
+}
+
+func TestExportKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	port, out := filepath.Join(dir, "port"), filepath.Join(dir, "admin.conf")
+	stop := make(chan struct{})
+	defer close(stop)
+	go exportKubeconfig(stop, port, out, 16443)
+	if err := os.WriteFile(port, []byte(kubeconfig("https://10.0.2.15:6443", "admin")+KubeconfigEnd+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(out)
+		if err == nil {
+			if want := kubeconfig("https://127.0.0.1:16443", "admin"); string(b) != want {
+				t.Fatalf("exported %q, want %q", b, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no kubeconfig exported")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("exported kubeconfig mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+func TestKubeconfigNeedsTheAPIForwarded(t *testing.T) {
+	if _, err := (Config{Forwards: []Forward{{Host: 8080, Guest: 80}}}).apiForward(); err == nil || !strings.Contains(err.Error(), "-p 6443:6443") {
+		t.Errorf("apiForward without 6443: %v", err)
+	}
+	if p, err := (Config{Forwards: []Forward{{Host: 16443, Guest: 6443}}}).apiForward(); err != nil || p != 16443 {
+		t.Errorf("apiForward = %d, %v", p, err)
+	}
+}
