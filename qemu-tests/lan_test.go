@@ -20,7 +20,8 @@ func TestNoPrivateKeyInImages(t *testing.T) {
 // with a per-node config from `kiln cluster init` giving its name and static address to the
 // interface with its MAC: they reach each other, and nothing outside.
 func TestPrivateSegment(t *testing.T) {
-	dir := clusterInit(t)
+	recipes := filepath.Join(repoRoot(), "recipes")
+	dir := clusterInit(t, filepath.Join(recipes, "control-plane.yaml"), filepath.Join(recipes, "worker.yaml"))
 	img := buildRecipe(t, "minimal")
 	lan := freePort(t, "udp")
 	var ms []*Machine

@@ -7,6 +7,7 @@ package qemutests
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -71,7 +72,7 @@ const clusterDef = `apiVersion: kiln.dev/v1alpha1
 kind: Cluster
 name: test
 kubernetesVersion: v1.37.1
-recipes: {control-plane: %s/control-plane.yaml, worker: %s/worker.yaml}
+recipes: {control-plane: %s, worker: %s}
 nodes:
   - {name: cp1, role: control-plane, address: 10.10.0.10/24, mac: "52:54:00:00:10:10"}
   - {name: w1, role: worker, address: 10.10.0.11/24, mac: "52:54:00:00:10:11"}
@@ -79,16 +80,19 @@ nodes:
 `
 
 // TestClusterQ5 boots a cluster made by `kiln cluster init` from two images on a private
-// segment with no route out: the worker joins with its own Ignition config, both nodes are
+// segment with no route out, kube-proxy in ipvs mode: the worker joins with its own Ignition config, both nodes are
 // Ready, the host's kubectl reaches the API through a forwarded port, and the guestbook answers
 // through the worker's NodePort with data it stored; a worker with a wrong CA hash never joins
 // and says why on its console; no private key is inside either image file.
 func TestClusterQ5(t *testing.T) {
-	cpImage, wImage := buildRecipe(t, "control-plane"), buildRecipe(t, "worker")
+	// Q3's ipvs variant: the cluster's kube-proxy runs in ipvs mode (the recipes' only change).
+	vdir := t.TempDir()
+	cpRecipe, wRecipe := ipvsVariant(t, "control-plane", vdir), ipvsVariant(t, "worker", vdir)
+	cpImage, wImage := buildRecipeFile(t, "control-plane-ipvs", cpRecipe), buildRecipeFile(t, "worker-ipvs", wRecipe)
 	for _, img := range []string{cpImage, wImage} {
 		assertNoPrivateKey(t, img)
 	}
-	dir := clusterInit(t)
+	dir := clusterInit(t, cpRecipe, wRecipe)
 	spoilCAHash(t, filepath.Join(dir, "w2.ign"))
 	lan, api, web := freePort(t, "udp"), freePort(t, "tcp"), freePort(t, "tcp")
 	art := artifactDir(t)
@@ -123,6 +127,9 @@ func TestClusterQ5(t *testing.T) {
 		"cp1": cp.Milestones(), "w1": w.Milestones(),
 	})
 
+	for _, m := range []*Machine{cp, w} {
+		checkIPVS(t, m)
+	}
 	checkQ5(t, dir, api, web)
 	w.Kill()
 	bad := worker("w2", "52:54:00:00:10:12", nil)
@@ -171,12 +178,23 @@ func checkQ5(t *testing.T, dir string, api, web int) {
 	t.Logf("guestbook through w1:30001: %q", body)
 }
 
-// clusterInit runs `kiln cluster init` on clusterDef and returns the directory it wrote.
-func clusterInit(t *testing.T) string {
+// checkIPVS: the node's kube-proxy runs in ipvs mode and the API's service address is an IPVS
+// virtual server.
+func checkIPVS(t *testing.T, m *Machine) {
+	waitRun(t, m, "curl -s http://127.0.0.1:10249/proxyMode", "ipvs", 10*time.Minute)
+	waitRun(t, m, "ipvsadm -Ln -t 10.96.0.1:443", ":6443", 5*time.Minute)
+	if out := mustRun(t, m, "lsmod | grep -c '^ip_vs'", 0); out == "0" {
+		t.Errorf("%s: no ip_vs module loaded", m.name)
+	}
+}
+
+// clusterInit runs `kiln cluster init` on clusterDef with the two roles' recipes and returns
+// the directory it wrote.
+func clusterInit(t *testing.T, cpRecipe, workerRecipe string) string {
 	kiln, _ := requireInputs(t)
 	dir := t.TempDir()
 	def := filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(def, []byte(strings.ReplaceAll(clusterDef, "%s", filepath.Join(repoRoot(), "recipes"))), 0o644); err != nil {
+	if err := os.WriteFile(def, []byte(fmt.Sprintf(clusterDef, cpRecipe, workerRecipe)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(kiln, "cluster", "init", def, "-o", dir).CombinedOutput(); err != nil {

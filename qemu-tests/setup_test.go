@@ -61,6 +61,13 @@ type builtImage struct {
 // buildRecipe builds recipes/<name>.yaml once per test binary and returns the image path.
 func buildRecipe(t *testing.T, name string) string {
 	t.Helper()
+	return buildRecipeFile(t, name, filepath.Join(repoRoot(), "recipes", name+".yaml"))
+}
+
+// buildRecipeFile builds the recipe at path once per test binary (by name) and returns the
+// image path.
+func buildRecipeFile(t *testing.T, name, path string) string {
+	t.Helper()
 	kiln, oci := requireInputs(t)
 	v, _ := builds.LoadOrStore(name, &builtImage{})
 	b := v.(*builtImage)
@@ -71,7 +78,7 @@ func buildRecipe(t *testing.T, name string) string {
 			return
 		}
 		b.path = filepath.Join(dir, name+".raw")
-		cmd := exec.Command(kiln, "build", filepath.Join(repoRoot(), "recipes", name+".yaml"),
+		cmd := exec.Command(kiln, "build", path,
 			"--mirrors", filepath.Join(repoRoot(), "recipes", "mirrors.yaml"),
 			"--mirror", "localhost/kiln/base=oci-layout:"+oci, "-o", b.path)
 		out, err := cmd.CombinedOutput()
@@ -83,6 +90,26 @@ func buildRecipe(t *testing.T, name string) string {
 		t.Fatal(b.err)
 	}
 	return b.path
+}
+
+// ipvsVariant writes recipes/<name>.yaml with kube-proxy in ipvs mode to dir and returns its
+// path.
+func ipvsVariant(t *testing.T, name, dir string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "recipes", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "mode: iptables") {
+		t.Fatalf("recipes/%s.yaml has no kube-proxy mode to change", name)
+	}
+	v := strings.ReplaceAll(string(raw), "mode: iptables", "mode: ipvs")
+	v = strings.ReplaceAll(v, "../overlays/", filepath.Join(repoRoot(), "overlays")+"/")
+	path := filepath.Join(dir, name+"-ipvs.yaml")
+	if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // copyImage makes a private, sparse copy of an image for a test that writes to its disk.

@@ -305,4 +305,16 @@ func TestDebianToolsHaveTheirLibraries(t *testing.T) {
 	if checked < 10 {
 		t.Errorf("only %d programs found in %s", checked, root)
 	}
+	// What kube-proxy runs: iptables (nft flavour), conntrack, and ipset in ipvs mode.
+	for _, prog := range []string{"iptables-restore", "conntrack", "ipset", "nft"} {
+		found := false
+		for _, d := range []string{"sbin", "usr/sbin"} {
+			if _, err := os.Stat(filepath.Join(root, d, prog)); err == nil {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s is not in the kube-proxy and flannel tools", prog)
+		}
+	}
 }

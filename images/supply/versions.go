@@ -97,5 +97,6 @@ func components() []Component {
 }
 
 // DebianTools are the Debian packages (with their library dependencies) unpacked into the
-// kube-proxy and flannel images: they program iptables/nftables and conntrack.
-var DebianTools = []string{"iptables", "nftables", "conntrack", "coreutils", "libc-bin"}
+// kube-proxy and flannel images: they program iptables/nftables, conntrack and, for
+// kube-proxy's ipvs mode, ipset (which that mode runs and refuses to start without).
+var DebianTools = []string{"iptables", "nftables", "conntrack", "ipset", "coreutils", "libc-bin"}
