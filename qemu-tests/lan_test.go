@@ -1,6 +1,9 @@
 package qemutests
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,4 +52,32 @@ func TestPrivateSegment(t *testing.T) {
 		// A route but no way out: nothing answers beyond the segment.
 		mustRun(t, m, "! ping -c 1 -W 3 1.1.1.1 >/dev/null 2>&1", 0)
 	}
+}
+
+// The cluster of the scenarios: recipes/cluster.yaml's two nodes, plus a worker whose config
+// Q5 spoils with a wrong CA hash.
+const clusterDef = `apiVersion: kiln.dev/v1alpha1
+kind: Cluster
+name: test
+kubernetesVersion: v1.37.1
+recipes: {control-plane: %s, worker: %s}
+nodes:
+  - {name: cp1, role: control-plane, address: 10.10.0.10/24, mac: "52:54:00:00:10:10"}
+  - {name: w1, role: worker, address: 10.10.0.11/24, mac: "52:54:00:00:10:11"}
+  - {name: w2, role: worker, address: 10.10.0.12/24, mac: "52:54:00:00:10:12"}
+`
+
+// clusterInit runs `kiln cluster init` on clusterDef with the two roles' recipes and returns
+// the directory it wrote.
+func clusterInit(t *testing.T, cpRecipe, workerRecipe string) string {
+	kiln, _ := requireInputs(t)
+	dir := t.TempDir()
+	def := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(def, []byte(fmt.Sprintf(clusterDef, cpRecipe, workerRecipe)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(kiln, "cluster", "init", def, "-o", dir).CombinedOutput(); err != nil {
+		t.Fatalf("kiln cluster init: %v\n%s", err, out)
+	}
+	return dir
 }
