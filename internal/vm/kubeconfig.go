@@ -21,8 +21,8 @@ const (
 // apiPort is the guest port of the Kubernetes API server.
 const apiPort = 6443
 
-// apiForward returns the host port forwarded to the guest's API server.
-func (c Config) apiForward() (int, error) {
+// APIForward returns the host port forwarded to the guest's API server.
+func (c Config) APIForward() (int, error) {
 	for _, f := range c.Forwards {
 		if f.Guest == apiPort {
 			return f.Host, nil

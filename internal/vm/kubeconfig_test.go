@@ -66,10 +66,10 @@ func TestExportKubeconfig(t *testing.T) {
 }
 
 func TestKubeconfigNeedsTheAPIForwarded(t *testing.T) {
-	if _, err := (Config{Forwards: []Forward{{Host: 8080, Guest: 80}}}).apiForward(); err == nil || !strings.Contains(err.Error(), "-p 6443:6443") {
+	if _, err := (Config{Forwards: []Forward{{Host: 8080, Guest: 80}}}).APIForward(); err == nil || !strings.Contains(err.Error(), "-p 6443:6443") {
 		t.Errorf("apiForward without 6443: %v", err)
 	}
-	if p, err := (Config{Forwards: []Forward{{Host: 16443, Guest: 6443}}}).apiForward(); err != nil || p != 16443 {
+	if p, err := (Config{Forwards: []Forward{{Host: 16443, Guest: 6443}}}).APIForward(); err != nil || p != 16443 {
 		t.Errorf("apiForward = %d, %v", p, err)
 	}
 }

@@ -153,22 +153,18 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 	if notice != "" && stderr != nil {
 		fmt.Fprintln(stderr, notice)
 	}
-	a := args(c, accel, code, vars)
 	if c.Kubeconfig != "" {
-		hostPort, err := c.apiForward()
+		hostPort, err := c.APIForward()
 		if err != nil {
 			cleanup()
 			return nil, nil, err
 		}
-		port := filepath.Join(dir, "kubeconfig.port")
-		a = append(a, "-device", "virtio-serial-pci,id=vser0", "-chardev", "file,id=kubeconfig,path="+port,
-			"-device", "virtserialport,bus=vser0.0,chardev=kubeconfig,name="+KubeconfigPort)
 		stop, once := make(chan struct{}), sync.Once{}
-		go exportKubeconfig(stop, port, c.Kubeconfig, hostPort)
+		go exportKubeconfig(stop, kubeconfigPortFile(vars), c.Kubeconfig, hostPort)
 		removeDir := cleanup
 		cleanup = func() { once.Do(func() { close(stop); removeDir() }) }
 	}
-	cmd := exec.CommandContext(ctx, QEMU, a...)
+	cmd := exec.CommandContext(ctx, QEMU, args(c, accel, code, vars)...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd, cleanup, nil
 }
@@ -223,7 +219,17 @@ func args(c Config, accel, code, vars string) []string {
 	if c.Ignition != "" {
 		a = append(a, "-fw_cfg", "name=opt/com.coreos/config,file="+c.Ignition)
 	}
+	if c.Kubeconfig != "" {
+		a = append(a, "-device", "virtio-serial-pci,id=vser0", "-chardev", "file,id=kubeconfig,path="+kubeconfigPortFile(vars),
+			"-device", "virtserialport,bus=vser0.0,chardev=kubeconfig,name="+KubeconfigPort)
+	}
 	return a
+}
+
+// kubeconfigPortFile is where QEMU writes what the guest sends on its KubeconfigPort: in the
+// VM's private directory, beside its firmware variables.
+func kubeconfigPortFile(vars string) string {
+	return filepath.Join(filepath.Dir(vars), "kubeconfig.port")
 }
 
 // tcgCodeBufferMiB is the size of TCG's translated-code buffer. QEMU's default (1 GiB) holds

@@ -34,6 +34,11 @@ Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to
 				}
 				c.Forwards = append(c.Forwards, f)
 			}
+			if c.Kubeconfig != "" {
+				if _, err := c.APIForward(); err != nil {
+					return exitcode.UsageError{Err: fmt.Errorf("--kubeconfig: %w", err)}
+				}
+			}
 			if c.Ignition != "" {
 				// Butane is translated here; either is checked before the VM starts.
 				ign, err := loadNodeConfig(c.Ignition)
