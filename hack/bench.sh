@@ -44,7 +44,7 @@ for f in "$out"/qemu-tests/TestQ1Smoke/*/milestones.json "$out"/qemu-tests/TestQ
   python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1]))
-print("%-44s %s" % (sys.argv[1].split("/")[-3].removeprefix("Test")[:8] + " " + m["machine"] + " (TCG, s)", " ".join("%s=%.1f" % (x["name"], x["seconds"]) for x in m["milestones"])))' "$f"
+print("%-44s %s" % (sys.argv[1].split("/")[-3].removeprefix("Test")[:8] + " " + m["machine"] + " (TCG, s)", " ".join("%s=%.1f" % (x["name"], x["seconds"]) for x in (m["milestones"] or []))))' "$f"
 done
 c="$out/qemu-tests/TestClusterQ5/cluster.json"
 if [ -f "$c" ]; then
