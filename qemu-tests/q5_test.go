@@ -1,12 +1,7 @@
-//go:build controlplane
-
 // Q5: one image, many nodes. A control plane and a worker made by `kiln cluster init` boot on
 // a private segment, the worker joins, and a two-tier workload answers through the worker's
-// NodePort. About twenty minutes under TCG on 2 cores, two VMs on the host's two cores: it
-// passed on an idle host, but in one full CI run the control plane's API stopped answering
-// the host (TLS handshake timeouts) while the guestbook was being scheduled, so it is opt-in
-// (`make test-controlplane`) until that is understood. Q2 and Q4 run in CI on the default
-// image (controlplane_test.go).
+// NodePort. About twenty minutes under TCG on 2 cores, two VMs on the host's two cores. When a
+// wait runs out, both nodes are diagnosed from their consoles (diagnose) before the test fails.
 
 package qemutests
 
@@ -120,7 +115,7 @@ func TestClusterQ5(t *testing.T) {
 	for _, m := range []*Machine{cp, w} {
 		checkIPVS(t, m)
 	}
-	checkQ5(t, dir, api, web)
+	checkQ5(t, cp, w, dir, api, web)
 	w.Kill()
 	bad := worker("w2", "52:54:00:00:10:12", nil)
 	if _, _, err := bad.Wait(0, regexp.MustCompile(`none of the public keys .* are pinned|cluster CA found in cluster-info ConfigMap is invalid`), 20*time.Minute); err != nil {
@@ -133,19 +128,21 @@ func TestClusterQ5(t *testing.T) {
 
 // checkQ5: the host's kubectl sees both nodes Ready through the forwarded port, deploys the
 // guestbook, and a request through the worker's NodePort stores an entry that the next reads.
-func checkQ5(t *testing.T, dir string, api, web int) {
+func checkQ5(t *testing.T, cp, w *Machine, dir string, api, web int) {
 	kubectl := hostKubectl(filepath.Join(dir, "admin.conf"), "https://127.0.0.1:"+strconv.Itoa(api))
 	out, err := kubectl("", "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}")
 	if err != nil || !strings.Contains(out, "cp1=True w1=True") {
+		diagnose(t, cp)
 		t.Fatalf("host kubectl get nodes = %q, %v; want cp1 and w1 Ready", out, err)
 	}
 	if out, err := kubectl(guestbook, "apply", "-f", "-"); err != nil {
+		diagnose(t, cp)
 		t.Fatalf("kubectl apply guestbook: %v\n%s", err, out)
 	}
 	waitFor(t, 20*time.Minute, func() (bool, string) {
 		out, _ := kubectl("", "get", "pods", "-l", "app in (store,web)", "-o", "jsonpath={range .items[*]}{.metadata.name}@{.spec.nodeName}:{.status.phase} {end}")
 		return strings.Count(out, ":Running") == 2, out
-	})
+	}, cp, w)
 	entry := "kiln-q5-" + strconv.Itoa(web)
 	base := "http://127.0.0.1:" + strconv.Itoa(web) + "/"
 	waitFor(t, 10*time.Minute, func() (bool, string) {
@@ -155,7 +152,7 @@ func checkQ5(t *testing.T, dir string, api, web int) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200, resp.Status
-	})
+	}, cp, w)
 	resp, err := http.Get(base)
 	if err != nil {
 		t.Fatal(err)

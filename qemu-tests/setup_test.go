@@ -173,19 +173,29 @@ func clusterMilestone(t *testing.T, m *Machine, name string, re *regexp.Regexp, 
 	t.Helper()
 	i, _, err := m.Wait(0, re, timeout)
 	if err != nil {
-		for _, cmd := range []string{
-			"journalctl -u kiln-node-up --no-pager | tail -40",
-			"systemctl --failed --no-legend",
-			"crictl --runtime-endpoint unix:///run/containerd/containerd.sock ps -a 2>&1 | head -30",
-			"KUBECONFIG=/etc/kubernetes/admin.conf kubectl get nodes,pods -A -o wide 2>&1 | head -40",
-			"KUBECONFIG=/etc/kubernetes/admin.conf kubectl describe nodes 2>&1 | grep -A12 Conditions",
-			"journalctl -u kubelet --no-pager | grep -iE 'error|fail' | tail -20",
-			"uptime; free -m; ip -br addr; ip route",
-		} {
-			out, _ := m.Run(cmd, 2*time.Minute)
-			t.Logf("%s: %s\n%s", m.name, cmd, out)
-		}
+		diagnose(t, m)
 		t.Fatalf("%s: %s: %v", m.name, name, err)
 	}
 	m.RecordAt(name, i)
+}
+
+// diagnose logs what a Kubernetes node is doing: its first-boot program, failed units,
+// containers, the cluster as its admin sees it, the kubelet's complaints, the API seen from
+// inside, load, memory and network.
+func diagnose(t *testing.T, m *Machine) {
+	t.Helper()
+	for _, cmd := range []string{
+		"journalctl -u kiln-node-up --no-pager | tail -40",
+		"systemctl --failed --no-legend",
+		"crictl --runtime-endpoint unix:///run/containerd/containerd.sock ps -a 2>&1 | head -30",
+		"KUBECONFIG=/etc/kubernetes/admin.conf kubectl --request-timeout 60s get nodes,pods -A -o wide 2>&1 | head -40",
+		"KUBECONFIG=/etc/kubernetes/admin.conf kubectl --request-timeout 60s describe nodes 2>&1 | grep -A12 Conditions",
+		"journalctl -u kubelet --no-pager | grep -iE 'error|fail|probe|killing' | tail -30",
+		"test -f /etc/kubernetes/manifests/kube-apiserver.yaml && curl -ks --max-time 30 https://127.0.0.1:6443/readyz?verbose | tail -5",
+		"dmesg | tail -15; uptime; free -m; top -bn1 | head -20",
+		"ip -br addr; ip route; ss -s",
+	} {
+		out, _ := m.Run(cmd, 2*time.Minute)
+		t.Logf("%s: %s\n%s", m.name, cmd, out)
+	}
 }

@@ -75,7 +75,9 @@ func freePort(t *testing.T, network string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func waitFor(t *testing.T, timeout time.Duration, ok func() (bool, string)) {
+// waitFor polls ok every five seconds until it holds; when time runs out, the Kubernetes
+// nodes in diag are diagnosed and the test fails with ok's last word.
+func waitFor(t *testing.T, timeout time.Duration, ok func() (bool, string), diag ...*Machine) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -85,6 +87,9 @@ func waitFor(t *testing.T, timeout time.Duration, ok func() (bool, string)) {
 			return
 		}
 		time.Sleep(5 * time.Second)
+	}
+	for _, m := range diag {
+		diagnose(t, m)
 	}
 	t.Fatalf("not reached in %s; last: %s", timeout, last)
 }
