@@ -146,10 +146,11 @@ func sha256File(t *testing.T, p string) string {
 
 // TestIgnitionFromESP: a config dropped onto the ESP as \kiln\config.ign (as a user would on a
 // burnt disk) is found and applied when no fw_cfg config is given.
+// TestIgnitionFromESP: a config copied onto the image's ESP as \kiln\config.ign (with mtools,
+// as onto a burnt disk) is applied; a kiln-config stick attached beside it is not looked at,
+// since the ESP comes first.
 func TestIgnitionFromESP(t *testing.T) {
-	ign := filepath.Join(t.TempDir(), "config.ign")
-	os.WriteFile(ign, []byte(`{"ignition": {"version": "3.4.0"}, "storage": {"files": [
-  {"path": "/etc/hostname", "overwrite": true, "contents": {"source": "data:,from-esp%0A"}}]}}`), 0o644)
+	ign := writeConfig(t, "from-esp")
 	disk := copyImage(t, buildRecipe(t, "minimal"))
 	rep, err := inspect.Image(disk)
 	if err != nil {
@@ -167,12 +168,54 @@ func TestIgnitionFromESP(t *testing.T) {
 	if out, err := exec.Command("mcopy", "-i", fmt.Sprintf("%s@@%d", disk, esp), ign, "::/kiln/config.ign").CombinedOutput(); err != nil {
 		t.Fatalf("mcopy: %v\n%s", err, out)
 	}
-	m := Boot(t, vm.Config{Image: disk}, artifactDir(t), "esp")
+	m := Boot(t, vm.Config{Image: disk, Disks: []string{configStick(t, writeConfig(t, "from-stick"))}}, artifactDir(t), "esp")
 	bootToShell(t, m)
 	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: node config from /dev/vda1:/kiln/config.ign applied`), 0); err != nil {
 		t.Error(err)
 	}
 	if out := mustRun(t, m, "hostname", 0); out != "from-esp" {
-		t.Errorf("hostname = %q, want from-esp (from the ESP's config)", out)
+		t.Errorf("hostname = %q, want from-esp (from the ESP's config, which comes before the stick's)", out)
 	}
+}
+
+// TestIgnitionFromConfigPartition: with nothing by fw_cfg and nothing on the ESP, the config
+// is read from config.ign at the root of a partition labelled kiln-config on another disk.
+func TestIgnitionFromConfigPartition(t *testing.T) {
+	disk := copyImage(t, buildRecipe(t, "minimal"))
+	m := Boot(t, vm.Config{Image: disk, Disks: []string{configStick(t, writeConfig(t, "from-stick"))}}, artifactDir(t), "stick")
+	bootToShell(t, m)
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: node config from /dev/vdb1:/config.ign applied`), 0); err != nil {
+		t.Error(err)
+	}
+	if out := mustRun(t, m, "hostname", 0); out != "from-stick" {
+		t.Errorf("hostname = %q, want from-stick (from the kiln-config partition)", out)
+	}
+}
+
+// writeConfig writes an Ignition config that names the node.
+func writeConfig(t *testing.T, hostname string) string {
+	ign := filepath.Join(t.TempDir(), "config.ign")
+	err := os.WriteFile(ign, []byte(`{"ignition": {"version": "3.4.0"}, "storage": {"files": [
+  {"path": "/etc/hostname", "overwrite": true, "contents": {"source": "data:,`+hostname+`%0A"}}]}}`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ign
+}
+
+// configStick makes a 16 MiB disk as the README tells a user to: GPT, one partition labelled
+// kiln-config with a FAT file system, ign copied to its root as config.ign.
+func configStick(t *testing.T, ign string) string {
+	stick := filepath.Join(t.TempDir(), "stick.raw")
+	for _, c := range [][]string{
+		{"truncate", "-s", "16M", stick},
+		{"sh", "-c", `echo 'start=2048, type=linux, name="kiln-config"' | sfdisk -q --label gpt "$0"`, stick},
+		{"mkfs.vfat", "--offset=2048", stick, "14336"},
+		{"mcopy", "-i", stick + "@@1M", ign, "::/config.ign"},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(c, " "), err, out)
+		}
+	}
+	return stick
 }

@@ -40,6 +40,9 @@ type Config struct {
 	// (owner-only, pointing at the forwarded API port on 127.0.0.1) whenever the node sends one
 	// on its KubeconfigPort.
 	Kubeconfig string
+	// Disks are further disk images (raw, or qcow2 by their name), attached read-only after
+	// Image as more virtio disks: a stick with a kiln-config partition, say.
+	Disks []string
 }
 
 // LANGroup is the multicast group of private segments.
@@ -138,6 +141,11 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 	if _, err := os.Stat(c.Image); err != nil {
 		return nil, nil, fmt.Errorf("disk image: %w", err)
 	}
+	for _, d := range c.Disks {
+		if _, err := os.Stat(d); err != nil {
+			return nil, nil, fmt.Errorf("extra disk: %w", err)
+		}
+	}
 	code, varsTemplate, _ := Firmware()
 	dir, err := os.MkdirTemp("", "kiln-vm-")
 	if err != nil {
@@ -177,11 +185,7 @@ func args(c Config, accel, code, vars string) []string {
 	if cpus == 0 {
 		cpus = 2
 	}
-	format := "raw"
-	if strings.HasSuffix(c.Image, ".qcow2") {
-		format = "qcow2"
-	}
-	drive := fmt.Sprintf("file=%s,format=%s,if=virtio,cache=unsafe", c.Image, format)
+	drive := fmt.Sprintf("file=%s,format=%s,if=virtio,cache=unsafe", c.Image, diskFormat(c.Image))
 	if !c.Persist {
 		drive += ",snapshot=on"
 	}
@@ -216,6 +220,9 @@ func args(c Config, accel, code, vars string) []string {
 		a = append(a, "-netdev", fmt.Sprintf("socket,id=lan,mcast=%s:%d,localaddr=127.0.0.1", LANGroup, c.LAN),
 			"-device", "virtio-net-pci,netdev=lan,mac="+mac)
 	}
+	for _, d := range c.Disks {
+		a = append(a, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,readonly=on", d, diskFormat(d)))
+	}
 	if c.Ignition != "" {
 		a = append(a, "-fw_cfg", "name=opt/com.coreos/config,file="+c.Ignition)
 	}
@@ -224,6 +231,14 @@ func args(c Config, accel, code, vars string) []string {
 			"-device", "virtserialport,bus=vser0.0,chardev=kubeconfig,name="+KubeconfigPort)
 	}
 	return a
+}
+
+// diskFormat is QEMU's format of a disk image: qcow2 by its name, else raw.
+func diskFormat(path string) string {
+	if strings.HasSuffix(path, ".qcow2") {
+		return "qcow2"
+	}
+	return "raw"
 }
 
 // kubeconfigPortFile is where QEMU writes what the guest sends on its KubeconfigPort: in the

@@ -23,6 +23,7 @@ Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to
 		Example: `  kiln run out/minimal.raw
   kiln run out/control-plane.raw -p 6443:6443 --memory 4096 --kubeconfig out/admin.conf
   kiln run out/minimal.raw --ignition node1.ign --persist
+  kiln run out/worker.raw --disk config-stick.raw
   kiln run cp1.raw --ignition out/cluster/cp1.ign --lan 42042 --mac 52:54:00:00:10:10 -p 6443:6443`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -78,6 +79,7 @@ Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to
 	cmd.Flags().IntVar(&c.LAN, "lan", 0, "UDP port of a private Ethernet segment on 127.0.0.1 shared with every VM run with the same --lan")
 	cmd.Flags().StringVar(&c.MAC, "mac", "", "MAC address of the --lan interface (as in the cluster definition)")
 	cmd.Flags().StringVar(&c.Accel, "accel", "auto", "auto, kvm or tcg")
+	cmd.Flags().StringArrayVar(&c.Disks, "disk", nil, "a further disk image attached read-only (e.g. one with a kiln-config partition holding config.ign); repeatable")
 	cmd.Flags().StringVar(&c.Kubeconfig, "kubeconfig", "", "write the control plane's admin kubeconfig here once its API server is ready (needs -p HOST:6443; the file points at 127.0.0.1:HOST)")
 	return cmd
 }

@@ -89,7 +89,7 @@ func run(cfg config) error {
 	if err := setupWritable(first); err != nil {
 		return err
 	}
-	return applyNodeConfig(parts)
+	return applyNodeConfig(parts, root.disk)
 }
 
 func readCmdline() config {

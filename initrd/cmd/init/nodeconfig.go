@@ -26,10 +26,11 @@ const (
 
 // applyNodeConfig applies the node's Ignition config once, on the first boot that finds one
 // (or on the first boot at all). The state file records the applied config's digest; it says
-// "applying" while an attempt is under way so that an interrupted one resumes.
-func applyNodeConfig(ps partitions) error {
+// "applying" while an attempt is under way so that an interrupted one resumes. bootDisk is
+// the disk the root came from: its ESP is the one looked at.
+func applyNodeConfig(ps partitions, bootDisk string) error {
 	state, _ := os.ReadFile(nodeConfigState)
-	raw, from, err := findNodeConfig(ps)
+	raw, from, err := findNodeConfig(ps, bootDisk)
 	if err != nil {
 		return err
 	}
@@ -78,29 +79,39 @@ func writeState(s string) error {
 }
 
 // findNodeConfig returns the first config found and where it came from, or nil.
-func findNodeConfig(ps partitions) ([]byte, string, error) {
+func findNodeConfig(ps partitions, bootDisk string) ([]byte, string, error) {
 	if b, err := os.ReadFile(fwCfgConfig); err == nil {
 		return b, "fw_cfg:opt/com.coreos/config", nil
 	}
-	for _, p := range ps {
-		file := ""
-		switch {
-		case strings.EqualFold(p.typ, typeESP):
-			file = espConfig
-		case p.label == labelConfig:
-			file = "config.ign"
-		default:
-			continue
-		}
-		b, err := readFromPartition(p.dev, file)
+	for _, src := range configSources(ps, bootDisk) {
+		b, err := readFromPartition(src.dev, src.file)
 		if err != nil {
 			return nil, "", err
 		}
 		if b != nil {
-			return b, p.dev + ":/" + file, nil
+			return b, src.dev + ":/" + src.file, nil
 		}
 	}
 	return nil, "", nil
+}
+
+type configSource struct{ dev, file string }
+
+// configSources lists the partitions a config may be on, in the order they are tried: the
+// boot disk's ESP (\kiln\config.ign), then every partition labelled kiln-config on any disk
+// (config.ign at its root) in disk order. Another disk's ESP (a second kiln disk, an
+// installer stick) is never read.
+func configSources(ps partitions, bootDisk string) []configSource {
+	var esp, labelled []configSource
+	for _, p := range ps {
+		switch {
+		case strings.EqualFold(p.typ, typeESP) && p.disk == bootDisk:
+			esp = append(esp, configSource{p.dev, espConfig})
+		case p.label == labelConfig:
+			labelled = append(labelled, configSource{p.dev, "config.ign"})
+		}
+	}
+	return append(esp, labelled...)
 }
 
 // readFromPartition mounts dev read-only and reads file from it; nil when it has no such file.
