@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kiln-dev/kiln/images"
 )
 
 // Run builds everything into dir: binaries under dir/bin, the Debian tools under dir/debian,
@@ -47,7 +49,16 @@ func Run(ctx context.Context, dir string, log func(string, ...any)) error {
 	if err != nil {
 		return err
 	}
-	size, _ := dirSize(filepath.Join(abs, "oci"))
+	// An image rebuilt with other contents replaced the old one under its name; the old
+	// one's blobs go.
+	pruned, freed, err := images.PruneLayout(Layout(abs))
+	if err != nil {
+		return err
+	}
+	if pruned > 0 {
+		b.logf("pruned %d superseded blobs (%d MiB)", pruned, freed>>20)
+	}
+	size, _ := dirSize(Layout(abs))
 	b.logf("binaries %s, %d images %s, layout %d MiB, total %s",
 		binaries.Round(time.Second), n, time.Since(t).Round(time.Second), size>>20, time.Since(start).Round(time.Second))
 	return nil
