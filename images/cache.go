@@ -13,9 +13,8 @@ import (
 
 // Cache is a content-addressed store of pulled images: an OCI layout whose blobs are keyed by
 // digest, so a second build of the same inputs downloads nothing. Several kiln processes may
-// share one: blobs are written whole (temp file + rename, as go-containerregistry's layout
-// does) without a lock, and the index is read and rewritten only under an flock(2) on the
-// cache's lock file.
+// share one: the index is read under a shared flock(2) on the cache's lock file, and Put
+// writes blobs and the index under an exclusive one.
 type Cache struct {
 	dir  string // the OCI layout
 	lock string // the lock file beside it

@@ -13,29 +13,35 @@ import (
 // (what an image replaced under the same name left behind) and returns how many it removed
 // and their size. Blobs of nested indexes, manifests, configs and layers are kept.
 func PruneLayout(dir string) (int, int64, error) {
+	n, freed, err := prune(dir)
+	if err != nil {
+		return n, freed, fmt.Errorf("pruning %s: %w", dir, err)
+	}
+	return n, freed, nil
+}
+
+func prune(dir string) (n int, freed int64, err error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
-		return 0, 0, fmt.Errorf("pruning %s: %w", dir, err)
+		return 0, 0, err
 	}
 	idx, err := p.ImageIndex()
 	if err != nil {
-		return 0, 0, fmt.Errorf("pruning %s: %w", dir, err)
+		return 0, 0, err
 	}
 	keep := map[string]bool{}
 	if err := referenced(idx, keep); err != nil {
-		return 0, 0, fmt.Errorf("pruning %s: %w", dir, err)
+		return 0, 0, err
 	}
-	var n int
-	var freed int64
 	blobs := filepath.Join(dir, "blobs")
 	algs, err := os.ReadDir(blobs)
 	if err != nil {
-		return 0, 0, fmt.Errorf("pruning %s: %w", dir, err)
+		return 0, 0, err
 	}
 	for _, alg := range algs {
 		entries, err := os.ReadDir(filepath.Join(blobs, alg.Name()))
 		if err != nil {
-			return n, freed, fmt.Errorf("pruning %s: %w", dir, err)
+			return n, freed, err
 		}
 		for _, e := range entries {
 			if keep[alg.Name()+":"+e.Name()] {
@@ -45,7 +51,7 @@ func PruneLayout(dir string) (int, int64, error) {
 				freed += fi.Size()
 			}
 			if err := os.Remove(filepath.Join(blobs, alg.Name(), e.Name())); err != nil {
-				return n, freed, fmt.Errorf("pruning %s: %w", dir, err)
+				return n, freed, err
 			}
 			n++
 		}
