@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 )
 
 // epoch stamps every file and image of the supply: same sources, same digests.
@@ -104,7 +104,7 @@ func (b *Builder) WriteImages(tools string) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("image %s: %w", s.Name, err)
 		}
-		if err := images.WriteToLayout(layout, s.Name, img); err != nil {
+		if err := oci.WriteToLayout(layout, s.Name, img); err != nil {
 			return 0, err
 		}
 	}
@@ -131,7 +131,7 @@ func (s Spec) Image() (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Created = images.Platform.OS, images.Platform.Architecture, v1.Time{Time: epoch}
+	cf.OS, cf.Architecture, cf.Created = oci.Platform.OS, oci.Platform.Architecture, v1.Time{Time: epoch}
 	cf.Config.Entrypoint, cf.Config.User, cf.Config.Env = s.Entrypoint, s.User, []string{"PATH=" + path}
 	return mutate.ConfigFile(img, cf)
 }

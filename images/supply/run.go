@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 )
 
 // Run builds everything into dir: binaries under dir/bin, the Debian tools under dir/debian,
@@ -51,7 +51,7 @@ func Run(ctx context.Context, dir string, log func(string, ...any)) error {
 	}
 	// An image rebuilt with other contents replaced the old one under its name; the old
 	// one's blobs go.
-	pruned, freed, err := images.PruneLayout(Layout(abs))
+	pruned, freed, err := oci.PruneLayout(Layout(abs))
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
@@ -176,17 +176,17 @@ func layoutNames(t *testing.T) map[string]bool {
 	}
 	names := map[string]bool{}
 	for _, d := range im.Manifests {
-		names[d.Annotations[images.AnnotationContainerName]] = true
+		names[d.Annotations[oci.AnnotationContainerName]] = true
 		img, err := idx.Image(d.Digest)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := validate.Image(img); err != nil {
-			t.Errorf("%s fails validation: %v", d.Annotations[images.AnnotationContainerName], err)
+			t.Errorf("%s fails validation: %v", d.Annotations[oci.AnnotationContainerName], err)
 		}
 		cf, err := img.ConfigFile()
 		if err != nil || cf.OS != "linux" || cf.Architecture != "amd64" {
-			t.Errorf("%s: platform %s/%s (%v), want linux/amd64", d.Annotations[images.AnnotationContainerName], cf.OS, cf.Architecture, err)
+			t.Errorf("%s: platform %s/%s (%v), want linux/amd64", d.Annotations[oci.AnnotationContainerName], cf.OS, cf.Architecture, err)
 		}
 	}
 	return names

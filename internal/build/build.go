@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/initrd"
 	"github.com/kiln-dev/kiln/internal/disk"
 	"github.com/kiln-dev/kiln/internal/plan"
@@ -25,10 +25,10 @@ import (
 type Options struct {
 	Recipe   string
 	Output   string
-	Mirrors  []images.Mirror // from the command line; searched before the recipe's own
-	CacheDir string          // "" for the default; "-" for none
-	WorkDir  string          // where the staging tree goes; "" for the system temp dir
-	Init     string          // the kiln-init binary; "" to look next to the kiln binary
+	Mirrors  []oci.Mirror // from the command line; searched before the recipe's own
+	CacheDir string       // "" for the default; "-" for none
+	WorkDir  string       // where the staging tree goes; "" for the system temp dir
+	Init     string       // the kiln-init binary; "" to look next to the kiln binary
 	Progress func(step string)
 }
 
@@ -42,8 +42,8 @@ func (o Options) step(format string, args ...any) {
 type Planned struct {
 	Recipe  *recipe.Loaded
 	Plan    plan.Plan
-	Images  []images.Resolved // base and layers, flattened into the root
-	Preload []images.Resolved // images stored on the root for containerd
+	Images  []oci.Resolved // base and layers, flattened into the root
+	Preload []oci.Resolved // images stored on the root for containerd
 }
 
 // MakePlan loads the recipe, pins every input and returns the plan, without building.

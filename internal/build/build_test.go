@@ -24,7 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/initrd"
 	"github.com/kiln-dev/kiln/internal/exitcode"
 	"github.com/kiln-dev/kiln/internal/inspect"
@@ -131,11 +131,11 @@ type fixture struct {
 func newFixture(t *testing.T, extra string) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir(), base: image(t, baseEntries()), upper: image(t, upperEntries())}
-	oci := filepath.Join(f.dir, "oci")
-	if err := images.WriteToLayout(oci, "localhost/test/base:1", f.base); err != nil {
+	layoutDir := filepath.Join(f.dir, "oci")
+	if err := oci.WriteToLayout(layoutDir, "localhost/test/base:1", f.base); err != nil {
 		t.Fatal(err)
 	}
-	if err := images.WriteToLayout(oci, "localhost/test/upper:1", f.upper); err != nil {
+	if err := oci.WriteToLayout(layoutDir, "localhost/test/upper:1", f.upper); err != nil {
 		t.Fatal(err)
 	}
 	ov := filepath.Join(f.dir, "overlay")

@@ -19,14 +19,14 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
 // pinPreload resolves every image a Kubernetes node preloads; one that cannot be found is a
 // located error (kiln's own list at kubernetes.version, the recipe's at images[i]).
-func pinPreload(ctx context.Context, rv *images.Resolver, r *recipe.Loaded) ([]images.Resolved, []plan.Input, error) {
+func pinPreload(ctx context.Context, rv *oci.Resolver, r *recipe.Loaded) ([]oci.Resolved, []plan.Input, error) {
 	k := r.Recipe.Kubernetes
 	if k == nil {
 		return nil, nil, nil
@@ -35,7 +35,7 @@ func pinPreload(ctx context.Context, rv *images.Resolver, r *recipe.Loaded) ([]i
 	for i, s := range r.Recipe.Images {
 		extra[s] = i
 	}
-	var res []images.Resolved
+	var res []oci.Resolved
 	var inputs []plan.Input
 	var errs recipe.Errors
 	for _, s := range plan.PreloadImages(*k, r.Recipe.Images) {
@@ -59,13 +59,13 @@ func pinPreload(ctx context.Context, rv *images.Resolver, r *recipe.Loaded) ([]i
 
 // writePreload writes the preloaded images as one OCI layout archive into the root, with its
 // digest next to it (the first-boot program imports it into containerd once per digest).
-func writePreload(work, staging string, imgs []images.Resolved, epoch time.Time) error {
+func writePreload(work, staging string, imgs []oci.Resolved, epoch time.Time) error {
 	if len(imgs) == 0 {
 		return nil
 	}
 	dir := filepath.Join(work, "preload")
 	for _, r := range imgs {
-		if err := images.WriteToLayout(dir, r.Ref, r.Image); err != nil {
+		if err := oci.WriteToLayout(dir, r.Ref, r.Image); err != nil {
 			return fmt.Errorf("preloading %s: %w", r.Ref, err)
 		}
 	}
@@ -136,7 +136,7 @@ func copyFile(w io.Writer, p string) error {
 
 // checkVersions reads the Kubernetes version from the binaries in the root and in the
 // control-plane images and requires kubernetes.version of all of them.
-func checkVersions(r *recipe.Loaded, staging string, preload []images.Resolved, work string) error {
+func checkVersions(r *recipe.Loaded, staging string, preload []oci.Resolved, work string) error {
 	k := r.Recipe.Kubernetes
 	if k == nil {
 		return nil
@@ -208,7 +208,7 @@ func versionIn(s string) string {
 }
 
 // extractFile copies one file out of an image into dir.
-func extractFile(img images.Resolved, name, dir string) (string, error) {
+func extractFile(img oci.Resolved, name, dir string) (string, error) {
 	rc := mutate.Extract(img.Image)
 	defer rc.Close()
 	tr := tar.NewReader(rc)

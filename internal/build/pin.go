@@ -13,7 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 	"github.com/kiln-dev/kiln/internal/rootfs"
@@ -22,14 +22,14 @@ import (
 type v1Image = v1.Image
 
 // pin resolves every input of r to a digest.
-func pin(ctx context.Context, o Options, r *recipe.Loaded) (plan.Pinned, []images.Resolved, []images.Resolved, error) {
+func pin(ctx context.Context, o Options, r *recipe.Loaded) (plan.Pinned, []oci.Resolved, []oci.Resolved, error) {
 	var p plan.Pinned
 	rv, err := resolver(o, r)
 	if err != nil {
 		return p, nil, nil, err
 	}
 	refs := append([]string{r.Recipe.Base}, r.Recipe.Layers...)
-	var resolved []images.Resolved
+	var resolved []oci.Resolved
 	for i, s := range refs {
 		role := "base"
 		if i > 0 {
@@ -67,10 +67,10 @@ func pin(ctx context.Context, o Options, r *recipe.Loaded) (plan.Pinned, []image
 }
 
 // resolver sets up image resolution: command-line mirrors first, then the recipe's.
-func resolver(o Options, r *recipe.Loaded) (*images.Resolver, error) {
-	rv := &images.Resolver{Mirrors: o.Mirrors}
+func resolver(o Options, r *recipe.Loaded) (*oci.Resolver, error) {
+	rv := &oci.Resolver{Mirrors: o.Mirrors}
 	for _, m := range r.Recipe.Mirrors {
-		rv.Mirrors = append(rv.Mirrors, images.Mirror{Prefix: m.Prefix, Location: localize(r.Dir, m.Location)})
+		rv.Mirrors = append(rv.Mirrors, oci.Mirror{Prefix: m.Prefix, Location: localize(r.Dir, m.Location)})
 	}
 	if o.CacheDir == "-" {
 		return rv, nil
@@ -78,11 +78,11 @@ func resolver(o Options, r *recipe.Loaded) (*images.Resolver, error) {
 	dir := o.CacheDir
 	if dir == "" {
 		var err error
-		if dir, err = images.DefaultCacheDir(); err != nil {
+		if dir, err = oci.DefaultCacheDir(); err != nil {
 			return nil, err
 		}
 	}
-	c, err := images.OpenCache(dir)
+	c, err := oci.OpenCache(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/guestlink"
 	"github.com/kiln-dev/kiln/internal/recipe"
-	"github.com/kiln-dev/kiln/internal/vm"
 )
 
 const nodeUpUnit = `[Unit]
@@ -140,9 +140,9 @@ wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && s
 
 // sendKubeconfig hands the admin kubeconfig to the host that started this VM with `kiln run
 // --kubeconfig` (vm.Config.Kubeconfig): only then does the virtio port exist.
-const sendKubeconfig = `port=/dev/virtio-ports/` + vm.KubeconfigPort + `
+const sendKubeconfig = `port=/dev/virtio-ports/` + guestlink.KubeconfigPort + `
 if [ -e "$port" ] && [ -f /etc/kubernetes/admin.conf ]; then
-	if { cat /etc/kubernetes/admin.conf; echo "` + vm.KubeconfigEnd + `"; } > "$port" 2>/dev/null; then
+	if { cat /etc/kubernetes/admin.conf; echo "` + guestlink.KubeconfigEnd + `"; } > "$port" 2>/dev/null; then
 		say "admin kubeconfig sent to the host"
 	fi
 fi`

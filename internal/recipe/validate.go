@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kiln-dev/kiln/images/ref"
+	"github.com/kiln-dev/kiln/internal/imageref"
 )
 
 // Disk defaults and limits.
@@ -65,7 +65,7 @@ func validate(r *Recipe, file, dir string, where positions) Errors {
 		checkKubernetes(c, *r.Kubernetes)
 	}
 	for i, s := range r.Images {
-		if _, err := ref.Parse(s); err != nil {
+		if _, err := imageref.Parse(s); err != nil {
 			c.add(fmt.Sprintf("images[%d]", i), "%v", err)
 		}
 	}
@@ -151,7 +151,7 @@ func checkRuntime(c *collector, cr ContainerRuntime) {
 		c.add("node.containerRuntime.cgroupDriver", "%q: use systemd (as kubelet) or cgroupfs", d)
 	}
 	if cr.SandboxImage != "" {
-		if _, err := ref.Parse(cr.SandboxImage); err != nil {
+		if _, err := imageref.Parse(cr.SandboxImage); err != nil {
 			c.add("node.containerRuntime.sandboxImage", "%v", err)
 		}
 	}
@@ -184,12 +184,12 @@ func checkMirrors(c *collector, mirrors []Mirror) {
 }
 
 func checkRef(c *collector, field, s, dir string) {
-	r, err := ref.Parse(s)
+	r, err := imageref.Parse(s)
 	if err != nil {
 		c.add(field, "%v", err)
 		return
 	}
-	if r.Transport == ref.OCILayout || r.Transport == ref.DockerArchive {
+	if r.Transport == imageref.OCILayout || r.Transport == imageref.DockerArchive {
 		if _, err := os.Stat(Resolve(dir, r.Path)); err != nil {
 			c.add(field, "%s %s does not exist", r.Transport, r.Path)
 		}

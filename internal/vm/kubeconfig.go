@@ -7,15 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
-)
 
-// KubeconfigPort is the virtio-serial port (/dev/virtio-ports/<name> in the guest) a control
-// plane started with Config.Kubeconfig writes its admin kubeconfig to, once its API server is
-// ready, followed by KubeconfigEnd. The port exists only when the host asked for it, so a node
-// never sends its credentials anywhere unasked.
-const (
-	KubeconfigPort = "dev.kiln.kubeconfig"
-	KubeconfigEnd  = "# kiln: end of kubeconfig"
+	"github.com/kiln-dev/kiln/internal/guestlink"
 )
 
 // apiPort is the guest port of the Kubernetes API server.
@@ -37,7 +30,7 @@ var serverLine = regexp.MustCompile(`(?m)^(\s*server:\s*)\S+\s*$`)
 // plane writes one at every boot), with its API server's address replaced by the forwarded
 // one on the host's loopback (kubeadm's API certificate names 127.0.0.1).
 func hostKubeconfig(port []byte, hostPort int) ([]byte, bool) {
-	end := []byte(KubeconfigEnd + "\n")
+	end := []byte(guestlink.KubeconfigEnd + "\n")
 	i := bytes.LastIndex(port, end)
 	if i < 0 {
 		return nil, false

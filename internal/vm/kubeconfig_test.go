@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-dev/kiln/internal/guestlink"
 )
 
 func kubeconfig(server, user string) string {
@@ -14,8 +16,8 @@ func kubeconfig(server, user string) string {
 }
 
 func TestHostKubeconfig(t *testing.T) {
-	first := kubeconfig("https://10.0.2.15:6443", "first") + KubeconfigEnd + "\n"
-	second := kubeconfig("https://10.0.2.15:6443", "second") + KubeconfigEnd + "\n"
+	first := kubeconfig("https://10.0.2.15:6443", "first") + guestlink.KubeconfigEnd + "\n"
+	second := kubeconfig("https://10.0.2.15:6443", "second") + guestlink.KubeconfigEnd + "\n"
 	for _, tc := range []struct {
 		name, port, want string
 	}{
@@ -25,7 +27,7 @@ func TestHostKubeconfig(t *testing.T) {
 		// a node that restarted its first-boot program sent it twice; the last one counts,
 		// not a half-written one after it
 		{"the last complete one", first + second + "apiVersion: v1\n", kubeconfig("https://127.0.0.1:16443", "second")},
-		{"no server", "apiVersion: v1\n" + KubeconfigEnd + "\n", ""},
+		{"no server", "apiVersion: v1\n" + guestlink.KubeconfigEnd + "\n", ""},
 	} {
 		got, ok := hostKubeconfig([]byte(tc.port), 16443)
 		if ok != (tc.want != "") || string(got) != tc.want {
@@ -40,7 +42,7 @@ func TestExportKubeconfig(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go exportKubeconfig(stop, port, out, 16443)
-	if err := os.WriteFile(port, []byte(kubeconfig("https://10.0.2.15:6443", "admin")+KubeconfigEnd+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(port, []byte(kubeconfig("https://10.0.2.15:6443", "admin")+guestlink.KubeconfigEnd+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)

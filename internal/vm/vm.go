@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kiln-dev/kiln/internal/guestlink"
 )
 
 // Forward is a host TCP port forwarded to a guest port.
@@ -224,11 +226,11 @@ func args(c Config, accel, code, vars string) []string {
 		a = append(a, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,readonly=on", d, diskFormat(d)))
 	}
 	if c.Ignition != "" {
-		a = append(a, "-fw_cfg", "name=opt/com.coreos/config,file="+c.Ignition)
+		a = append(a, "-fw_cfg", "name="+guestlink.FwCfgConfig+",file="+c.Ignition)
 	}
 	if c.Kubeconfig != "" {
 		a = append(a, "-device", "virtio-serial-pci,id=vser0", "-chardev", "file,id=kubeconfig,path="+kubeconfigPortFile(vars),
-			"-device", "virtserialport,bus=vser0.0,chardev=kubeconfig,name="+KubeconfigPort)
+			"-device", "virtserialport,bus=vser0.0,chardev=kubeconfig,name="+guestlink.KubeconfigPort)
 	}
 	return a
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/internal/build"
 	"github.com/kiln-dev/kiln/internal/exitcode"
 	"github.com/kiln-dev/kiln/internal/recipe"
@@ -43,7 +43,7 @@ func (f *buildFlags) options(recipePath string) (build.Options, error) {
 			return o, err
 		}
 		for _, m := range ms {
-			o.Mirrors = append(o.Mirrors, images.Mirror{Prefix: m.Prefix, Location: m.Location})
+			o.Mirrors = append(o.Mirrors, oci.Mirror{Prefix: m.Prefix, Location: m.Location})
 		}
 	}
 	for _, m := range f.mirrors {
@@ -51,7 +51,7 @@ func (f *buildFlags) options(recipePath string) (build.Options, error) {
 		if !ok || prefix == "" || loc == "" {
 			return o, exitcode.UsageError{Err: fmt.Errorf("--mirror %q: want PREFIX=LOCATION", m)}
 		}
-		o.Mirrors = append(o.Mirrors, images.Mirror{Prefix: prefix, Location: absLocation(loc)})
+		o.Mirrors = append(o.Mirrors, oci.Mirror{Prefix: prefix, Location: absLocation(loc)})
 	}
 	return o, nil
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-dev/kiln/images"
+	"github.com/kiln-dev/kiln/images/oci"
 )
 
 func newImagesCmd(g *globals) *cobra.Command {
@@ -32,11 +32,11 @@ func newImagesImportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--created %q: want a Unix time: %w", created, err)
 			}
-			img, err := images.FromRootfsTar(a[0], time.Unix(epoch, 0))
+			img, err := oci.FromRootfsTar(a[0], time.Unix(epoch, 0))
 			if err != nil {
 				return err
 			}
-			if err := images.WriteToLayout(layoutDir, name, img); err != nil {
+			if err := oci.WriteToLayout(layoutDir, name, img); err != nil {
 				return err
 			}
 			d, err := img.Digest()
@@ -70,7 +70,7 @@ func newImagesSaveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rv := &images.Resolver{Mirrors: o.Mirrors}
+			rv := &oci.Resolver{Mirrors: o.Mirrors}
 			saved, err := rv.Save(cmd.Context(), a, layoutDir, g.progress())
 			if err != nil {
 				return err

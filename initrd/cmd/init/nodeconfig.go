@@ -12,12 +12,13 @@ import (
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-dev/kiln/internal/guestlink"
 	"github.com/kiln-dev/kiln/internal/nodeconfig"
 )
 
 // Where a per-node config is looked for, in order (the first found is used).
 const (
-	fwCfgConfig     = "/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw"
+	fwCfgConfig     = "/sys/firmware/qemu_fw_cfg/by_name/" + guestlink.FwCfgConfig + "/raw"
 	espConfig       = "kiln/config.ign" // on the ESP: \kiln\config.ign
 	labelConfig     = "kiln-config"     // a partition with this GPT label, config.ign at its root
 	typeESP         = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -81,7 +82,7 @@ func writeState(s string) error {
 // findNodeConfig returns the first config found and where it came from, or nil.
 func findNodeConfig(ps partitions, bootDisk string) ([]byte, string, error) {
 	if b, err := os.ReadFile(fwCfgConfig); err == nil {
-		return b, "fw_cfg:opt/com.coreos/config", nil
+		return b, "fw_cfg:" + guestlink.FwCfgConfig, nil
 	}
 	for _, src := range configSources(ps, bootDisk) {
 		b, err := readFromPartition(src.dev, src.file)

@@ -1,7 +1,7 @@
 // Package ref parses the image references a recipe may name: registry references
 // (name[:tag][@sha256:…]), oci-layout:DIR[:tag|@digest] and docker-archive:FILE[:name:tag]. It only
-// reads syntax; fetching is the images package's job.
-package ref
+// reads syntax; fetching is images/oci's job.
+package imageref
 
 import (
 	"fmt"

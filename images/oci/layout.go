@@ -1,4 +1,4 @@
-package images
+package oci
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
-	"github.com/kiln-dev/kiln/images/ref"
+	"github.com/kiln-dev/kiln/internal/imageref"
 )
 
 // Annotations naming an image inside an OCI layout. kiln writes both: the OCI one (read by
@@ -148,15 +148,15 @@ func byName(canonical string) func(v1.Descriptor) bool {
 
 // canonical spells a registry name fully (docker.io/x:1 and index.docker.io/x:1 are one).
 func canonical(s string) string {
-	r, err := ref.Parse(s)
-	if err != nil || r.Transport != ref.Registry {
+	r, err := imageref.Parse(s)
+	if err != nil || r.Transport != imageref.Registry {
 		return s
 	}
 	return r.Name
 }
 
 func canonicalName(s string) string {
-	r, err := ref.Parse(s)
+	r, err := imageref.Parse(s)
 	if err != nil {
 		return s
 	}

@@ -1,7 +1,7 @@
-// Package images turns image references into verified OCI images: registry references (with
+// Package oci is kiln's OCI library. It turns image references into verified OCI images: registry references (with
 // docker credential helpers), oci-layout directories and docker-archive tarballs, for
 // linux/amd64, through mirrors and a content-addressed cache under $XDG_CACHE_HOME/kiln.
-package images
+package oci
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/kiln-dev/kiln/images/ref"
+	"github.com/kiln-dev/kiln/internal/imageref"
 )
 
 // Platform is the only platform kiln builds for.
@@ -51,17 +51,17 @@ func (r Resolved) String() string { return fmt.Sprintf("%s@%s (from %s)", r.Ref,
 
 // Resolve fetches s and pins it to a digest. A digest given in s must match what is fetched.
 func (rv *Resolver) Resolve(ctx context.Context, s string) (Resolved, error) {
-	r, err := ref.Parse(s)
+	r, err := imageref.Parse(s)
 	if err != nil {
 		return Resolved{}, err
 	}
 	var img v1.Image
 	var from string
 	switch r.Transport {
-	case ref.OCILayout:
+	case imageref.OCILayout:
 		from = r.String()
 		img, err = fromLayout(r.Path, layoutQuery{tag: r.Tag, digest: r.Digest})
-	case ref.DockerArchive:
+	case imageref.DockerArchive:
 		from = r.String()
 		img, err = fromArchive(r)
 	default:
@@ -80,7 +80,7 @@ func (rv *Resolver) Resolve(ctx context.Context, s string) (Resolved, error) {
 	return Resolved{Ref: s, Digest: d, From: from, Image: img}, nil
 }
 
-func fromArchive(r ref.Ref) (v1.Image, error) {
+func fromArchive(r imageref.Ref) (v1.Image, error) {
 	var tag *name.Tag
 	if r.Tag != "" {
 		t, err := name.NewTag(r.Tag)
@@ -110,7 +110,7 @@ func (rv *Resolver) mirrorFor(canonical string) (Mirror, string, bool) {
 	return best, rest, found
 }
 
-func (rv *Resolver) fromRegistry(ctx context.Context, r ref.Ref) (v1.Image, string, error) {
+func (rv *Resolver) fromRegistry(ctx context.Context, r imageref.Ref) (v1.Image, string, error) {
 	canonical := r.Name
 	if m, rest, ok := rv.mirrorFor(canonical); ok {
 		if dir, isLayout := strings.CutPrefix(m.Location, "oci-layout:"); isLayout {
