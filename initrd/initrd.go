@@ -17,23 +17,6 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
-// AlwaysModules are loaded on every boot: file systems and what they need. Debian builds them
-// all as modules; ones the kernel has built in are skipped.
-var AlwaysModules = []string{
-	"crc32c_generic", "crc32c_intel", // before libcrc32c users (ext4)
-	"squashfs", "overlay", "ext4", "vfat", "nls_cp437", "nls_ascii", "dm_verity", "loop",
-}
-
-// DriverModules are hardware drivers for reaching the disk on a VM or bare metal. The init loads
-// only those whose aliases match a device present (as udev's coldplug does).
-var DriverModules = []string{
-	"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ahci", "nvme",
-	"xhci_pci", "ehci_pci", "usb_storage", "uas", "mmc_block", "sdhci_pci", "qemu_fw_cfg",
-}
-
-// BootModules is everything the initramfs carries.
-var BootModules = append(append([]string{}, AlwaysModules...), DriverModules...)
-
 // AlwaysList is where the init reads the modules to load on every boot.
 const AlwaysList = "etc/kiln/modules.always"
 
@@ -42,6 +25,8 @@ type Spec struct {
 	Init          string // path of the kiln-init binary
 	ModulesDir    string // the base image's lib/modules/<version> directory
 	KernelVersion string // <version>
+	Modules       []string // loaded at every boot (the plan's Initrd.Modules)
+	Drivers       []string // loaded when a device present matches their aliases (Initrd.Drivers)
 }
 
 // Build returns the compressed initramfs.
@@ -54,7 +39,7 @@ func Build(s Spec) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	order, err := mods.closure(BootModules)
+	order, err := mods.closure(append(append([]string{}, s.Modules...), s.Drivers...))
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +64,7 @@ func Build(s Spec) ([]byte, error) {
 		included[m.name] = true
 	}
 	var always []string
-	for _, n := range AlwaysModules {
+	for _, n := range s.Modules {
 		if included[n] {
 			always = append(always, n)
 		}

@@ -12,6 +12,12 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
+// The modules a test initramfs asks for.
+var (
+	testModules = []string{"crc32c_generic", "squashfs", "overlay", "ext4"}
+	testDrivers = []string{"virtio_pci", "virtio_blk"}
+)
+
 // moduleTree writes a modules directory where ext4 needs jbd2 and mbcache, jbd2 needs
 // crc16, and every other boot module is built in.
 func moduleTree(t *testing.T) string {
@@ -26,7 +32,7 @@ func moduleTree(t *testing.T) string {
 		"kernel/lib/crc16.ko": "crc16", "kernel/drivers/block/virtio_blk.ko": "virtio_blk", "kernel/sound/snd.ko": "snd",
 	}
 	var builtin []string
-	for _, m := range BootModules {
+	for _, m := range append(append([]string{}, testModules...), testDrivers...) {
 		if m != "ext4" && m != "virtio_blk" {
 			builtin = append(builtin, "kernel/x/"+m+".ko")
 		}
@@ -89,7 +95,7 @@ func TestBuildPacksInitModulesAndAliases(t *testing.T) {
 	dir := moduleTree(t)
 	init := filepath.Join(t.TempDir(), "init")
 	os.WriteFile(init, []byte("the init"), 0o755)
-	spec := Spec{Init: init, ModulesDir: dir, KernelVersion: "6.0.0-t"}
+	spec := Spec{Init: init, ModulesDir: dir, KernelVersion: "6.0.0-t", Modules: testModules, Drivers: testDrivers}
 	a, err := Build(spec)
 	if err != nil {
 		t.Fatal(err)

@@ -242,7 +242,10 @@ func TestPlanAgreesWithSupply(t *testing.T) {
 func TestKubeadmAcceptsKilnConfig(t *testing.T) {
 	l := &recipe.Loaded{File: "r.yaml", Recipe: recipe.Recipe{Metadata: recipe.Metadata{Name: "n"}, Base: "a/b:1",
 		Kubernetes: &recipe.Kubernetes{Version: KubernetesVersion, KubeProxy: recipe.KubeProxy{Mode: "ipvs"}}}}
-	pl := plan.Make(l, plan.Pinned{}, "x")
+	pl, err := plan.Make(l, plan.Pinned{}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(t.TempDir(), "kubeadm.yaml")
 	for _, f := range pl.Files {
 		if f.Path == plan.KubeadmConfigPath {

@@ -13,8 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+
+	"github.com/google/renameio/v2"
 
 	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -23,17 +27,13 @@ import (
 	"github.com/kiln-dev/kiln/internal/plan"
 )
 
-// Contents is what the disk stage writes besides the partition table.
+// Contents are the bytes the plan's ESP files and root slot take from earlier stages: the
+// packed root, the base image's systemd-boot and kernel, and the initramfs.
 type Contents struct {
-	RootFS string    // path of the squashfs image for the root slot
-	ESP    []ESPFile // files for the ESP
-}
-
-// ESPFile is one file on the ESP, from a host file or from bytes.
-type ESPFile struct {
-	Path string // e.g. /EFI/BOOT/BOOTX64.EFI
-	Host string // read from here when Data is nil
-	Data []byte
+	RootFS     string // path of the squashfs image for the root slot
+	Bootloader string // host path of systemd-boot (plan.FromBootloader)
+	Kernel     string // host path of the kernel (plan.FromKernel)
+	Initrd     []byte // the initramfs (plan.FromInitrd)
 }
 
 // SlotTooSmallError says a root filesystem does not fit its slot.
@@ -45,56 +45,55 @@ func (e *SlotTooSmallError) Error() string {
 	return fmt.Sprintf("the root filesystem takes %d bytes but a root slot has %d", e.Need, e.Have)
 }
 
-// Write writes the raw disk image for pl to out. It writes a temporary file next to out and
-// renames it only when complete; on error nothing is left at out.
-func Write(ctx context.Context, pl plan.Plan, c Contents, out string) (err error) {
+// Write writes the plan's outputs. Each is written to a temporary file beside it and renamed
+// only when complete; on error nothing is left at its path.
+func Write(ctx context.Context, pl plan.Plan, c Contents) error {
 	root := pl.Partition(plan.LabelRootA)
 	if st, err := os.Stat(c.RootFS); err != nil {
 		return fmt.Errorf("writing disk: %w", err)
 	} else if st.Size() > root.Size {
 		return &SlotTooSmallError{Need: st.Size(), Have: root.Size}
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return fmt.Errorf("writing disk: %w", err)
-	}
-	tmp := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".tmp-"+strconv.Itoa(os.Getpid()))
-	os.Remove(tmp)
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err := writeImage(ctx, pl, c, tmp); err != nil {
+	esp, err := espFiles(pl.ESP, c)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, out); err != nil {
-		return fmt.Errorf("writing disk: %w", err)
+	for _, o := range pl.Outputs {
+		if o.Format != "raw" {
+			return fmt.Errorf("writing %s: format %s is not supported", o.Path, o.Format)
+		}
+		if err := writeRaw(ctx, pl, c.RootFS, esp, o.Path); err != nil {
+			return fmt.Errorf("writing %s: %w", o.Path, err)
+		}
 	}
 	return nil
 }
 
-func writeImage(ctx context.Context, pl plan.Plan, c Contents, path string) error {
-	d, err := diskfs.Create(path, pl.DiskSize, diskfs.SectorSize512)
-	if err != nil {
-		return fmt.Errorf("creating disk image: %w", err)
-	}
-	if err := fill(ctx, d, pl, c); err != nil {
-		d.Close()
+// writeRaw writes the raw disk image to out through a pending file.
+func writeRaw(ctx context.Context, pl plan.Plan, rootfs string, esp []espFile, out string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	if err := d.Close(); err != nil {
-		return fmt.Errorf("closing disk image: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := renameio.NewPendingFile(out, renameio.WithPermissions(0o644))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	esp := pl.Partition(plan.LabelESP)
-	if err := fixFAT32(&section{f, esp.Start}); err != nil {
+	defer f.Cleanup()
+	if err := f.Truncate(pl.DiskSize); err != nil {
+		return err
+	}
+	// go-diskfs writes through the file without buffering; closing it is the pending file's job.
+	d, err := diskfs.OpenBackend(file.New(f.File, false), diskfs.WithSectorSize(diskfs.SectorSize512))
+	if err != nil {
+		return fmt.Errorf("opening disk image: %w", err)
+	}
+	if err := fill(ctx, d, pl, rootfs, esp); err != nil {
+		return err
+	}
+	if err := fixFAT32(&section{f.File, pl.Partition(plan.LabelESP).Start}); err != nil {
 		return fmt.Errorf("writing ESP: %w", err)
 	}
-	return f.Close()
+	return f.CloseAtomicallyReplace()
 }
 
 // section addresses a file from an offset on.
@@ -106,17 +105,17 @@ type section struct {
 func (s *section) ReadAt(p []byte, off int64) (int, error)  { return s.f.ReadAt(p, s.off+off) }
 func (s *section) WriteAt(p []byte, off int64) (int, error) { return s.f.WriteAt(p, s.off+off) }
 
-func fill(ctx context.Context, d *disk.Disk, pl plan.Plan, c Contents) error {
+func fill(ctx context.Context, d *disk.Disk, pl plan.Plan, rootfs string, esp []espFile) error {
 	if err := d.Partition(table(pl)); err != nil {
 		return fmt.Errorf("writing partition table: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := writeESP(d, pl, c.ESP); err != nil {
+	if err := writeESP(d, pl, esp); err != nil {
 		return fmt.Errorf("writing ESP: %w", err)
 	}
-	if err := writeRoot(d, pl, c.RootFS); err != nil {
+	if err := writeRoot(d, pl, rootfs); err != nil {
 		return fmt.Errorf("writing root slot: %w", err)
 	}
 	return nil
@@ -160,9 +159,38 @@ func writeRoot(d *disk.Disk, pl plan.Plan, rootfs string) error {
 	return err
 }
 
-func writeESP(d *disk.Disk, pl plan.Plan, files []ESPFile) error {
-	// go-diskfs stamps FAT entries with $SOURCE_DATE_EPOCH (its only way to be told a time).
-	os.Setenv("SOURCE_DATE_EPOCH", strconv.FormatInt(pl.SourceDateEpoch, 10))
+// espFile is one file on the ESP, from a host file or from bytes.
+type espFile struct {
+	path string
+	host string // read from here when data is nil
+	data []byte
+}
+
+// espFiles resolves where each of the plan's ESP files takes its bytes from.
+func espFiles(files []plan.ESPFile, c Contents) ([]espFile, error) {
+	var out []espFile
+	for _, f := range files {
+		e := espFile{path: f.Path}
+		switch f.From {
+		case plan.FromInline:
+			e.data = []byte(f.Content)
+		case plan.FromBootloader:
+			e.host = c.Bootloader
+		case plan.FromKernel:
+			e.host = c.Kernel
+		case plan.FromInitrd:
+			e.data = c.Initrd
+		default:
+			return nil, fmt.Errorf("writing ESP: %s: unknown source %q", f.Path, f.From)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func writeESP(d *disk.Disk, pl plan.Plan, files []espFile) error {
+	restore := fatTime(pl.SourceDateEpoch)
+	defer restore()
 	fs, err := d.CreateFilesystem(disk.FilesystemSpec{
 		Partition:    pl.Partition(plan.LabelESP).Number,
 		FSType:       filesystem.TypeFat32,
@@ -174,28 +202,48 @@ func writeESP(d *disk.Disk, pl plan.Plan, files []ESPFile) error {
 	}
 	for _, f := range files {
 		if err := writeFATFile(fs, f); err != nil {
-			return fmt.Errorf("%s: %w", f.Path, err)
+			return fmt.Errorf("%s: %w", f.path, err)
 		}
 	}
 	return nil
 }
 
-func writeFATFile(fs filesystem.FileSystem, f ESPFile) error {
-	if err := fs.Mkdir(filepath.Dir(f.Path)); err != nil {
+// fatMu serialises fatTime: go-diskfs reads the time it stamps FAT entries with from
+// $SOURCE_DATE_EPOCH, its only way to be told one.
+var fatMu sync.Mutex
+
+// fatTime sets go-diskfs's timestamp to epoch until the returned function restores the
+// environment as it was.
+func fatTime(epoch int64) (restore func()) {
+	fatMu.Lock()
+	old, had := os.LookupEnv("SOURCE_DATE_EPOCH")
+	os.Setenv("SOURCE_DATE_EPOCH", strconv.FormatInt(epoch, 10))
+	return func() {
+		if had {
+			os.Setenv("SOURCE_DATE_EPOCH", old)
+		} else {
+			os.Unsetenv("SOURCE_DATE_EPOCH")
+		}
+		fatMu.Unlock()
+	}
+}
+
+func writeFATFile(fs filesystem.FileSystem, f espFile) error {
+	if err := fs.Mkdir(filepath.Dir(f.path)); err != nil {
 		return err
 	}
 	var r io.Reader
-	if f.Data != nil {
-		r = bytes.NewReader(f.Data)
+	if f.data != nil {
+		r = bytes.NewReader(f.data)
 	} else {
-		h, err := os.Open(f.Host)
+		h, err := os.Open(f.host)
 		if err != nil {
 			return err
 		}
 		defer h.Close()
 		r = h
 	}
-	w, err := fs.OpenFile(f.Path, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
+	w, err := fs.OpenFile(f.path, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
 	if err != nil {
 		return err
 	}

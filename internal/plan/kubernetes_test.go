@@ -17,7 +17,7 @@ func TestKubernetesNodeFiles(t *testing.T) {
 		ClusterConfiguration: map[string]any{"apiServer": map[string]any{"extraArgs": []any{map[string]any{"name": "v", "value": "2"}}}},
 		KubeletConfiguration: map[string]any{"maxPods": 50},
 	}
-	pl := Make(l, Pinned{}, "x")
+	pl := mustMake(t, l, Pinned{}, "x")
 	files := map[string]File{}
 	for _, f := range pl.Files {
 		files[f.Path] = f
@@ -99,7 +99,7 @@ func TestEtcdServiceMode(t *testing.T) {
 	l := loaded(recipe.Disk{})
 	l.Recipe.Kubernetes = &recipe.Kubernetes{Version: "v1.37.1", Etcd: recipe.Etcd{Mode: "service"}}
 	files := map[string]File{}
-	for _, f := range Make(l, Pinned{}, "x").Files {
+	for _, f := range mustMake(t, l, Pinned{}, "x").Files {
 		files[f.Path] = f
 	}
 	unit := string(files["/usr/lib/systemd/system/"+EtcdUnit].Inline)

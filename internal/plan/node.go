@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 
 	"github.com/kiln-dev/kiln/internal/recipe"
@@ -25,14 +24,9 @@ func nodeFiles(n recipe.Node) []File {
 		add("/etc/modules-load.d/90-kiln.conf", "# Written by kiln from the recipe's node.modules.\n"+strings.Join(n.Modules, "\n")+"\n")
 	}
 	if len(n.Sysctls) > 0 {
-		keys := make([]string, 0, len(n.Sysctls))
-		for k := range n.Sysctls {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		var b strings.Builder
 		b.WriteString("# Written by kiln from the recipe's node.sysctls.\n")
-		for _, k := range keys {
+		for _, k := range sortedKeys(n.Sysctls) {
 			fmt.Fprintf(&b, "%s = %s\n", k, n.Sysctls[k])
 		}
 		add("/etc/sysctl.d/90-kiln.conf", b.String())

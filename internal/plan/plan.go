@@ -39,69 +39,98 @@ var DefaultCmdline = []string{"console=tty0", "console=ttyS0,115200", "ro", "pan
 
 // Input is one pinned OCI image.
 type Input struct {
-	Role   string // base, layers[0], …
-	Ref    string // as written
-	Digest string // manifest digest
-	From   string // where it is read from
+	Role   string `json:"role"`   // base, layers[0], …, preload
+	Ref    string `json:"ref"`    // as written
+	Digest string `json:"digest"` // manifest digest
+	From   string `json:"from"`   // where it is read from
 }
 
 // Overlay is a directory laid over the root, with the digest of its whole tree.
 type Overlay struct {
-	Dir    string
-	SHA256 string
+	Dir    string `json:"dir"`
+	SHA256 string `json:"sha256"`
 }
 
 // File is one file written into the root after the overlays.
 type File struct {
-	Path   string
-	Mode   uint32
-	UID    int
-	GID    int
-	Source string // a host path, or "" for inline content
-	Inline []byte
-	Link   string // a symlink's target instead of content
-	SHA256 string
+	Path   string `json:"path"`
+	Mode   uint32 `json:"mode"` // permission bits (decimal in JSON)
+	UID    int    `json:"uid"`
+	GID    int    `json:"gid"`
+	Source string `json:"source,omitempty"`  // a host path, or "" for inline content
+	Inline []byte `json:"content,omitempty"` // inline content (base64 in JSON)
+	Link   string `json:"link,omitempty"`    // a symlink's target instead of content
+	Made   string `json:"made,omitempty"`    // made by a later stage of the build from the inputs
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// What a later stage makes (File.Made).
+const (
+	MadePreloadArchive = "preload-archive" // an OCI layout archive of the inputs with role preload
+	MadePreloadDigest  = "preload-digest"  // the sha256 of that archive
+)
+
+// Makes says whether the plan has a file made as what.
+func (pl Plan) Makes(what string) bool {
+	for _, f := range pl.Files {
+		if f.Made == what {
+			return true
+		}
+	}
+	return false
 }
 
 // Partition is one GPT entry. Start and Size are in bytes.
 type Partition struct {
-	Number  int
-	Label   string
-	Type    string
-	GUID    string
-	Start   int64
-	Size    int64
-	Content string // what goes in it, for people
+	Number  int    `json:"number"`
+	Label   string `json:"label"`
+	Type    string `json:"type"`
+	GUID    string `json:"guid"`
+	Start   int64  `json:"start"`
+	Size    int64  `json:"size"`
+	Content string `json:"content"` // what goes in it, for people
 }
 
 // Output is one artefact to write.
 type Output struct {
-	Format string
-	Path   string
+	Format string `json:"format"`
+	Path   string `json:"path"`
 }
 
-// Plan is everything a build does, as data.
+// Plan is everything a build writes, as data. Its JSON form (kiln plan --output json) is a
+// stable interface: field names change only with a new apiVersion of the recipe format.
 type Plan struct {
-	Name            string
-	Recipe          string
-	RecipeSHA256    string
-	ID              string // digest of every input; seeds the GUIDs
-	SourceDateEpoch int64
-	Inputs          []Input
-	Overlays        []Overlay
-	Files           []File
-	InitSHA256      string
-	Cmdline         string
-	RootSlot        string
-	DiskSize        int64
-	DiskGUID        string
-	Partitions      []Partition
-	Outputs         []Output
+	Name            string      `json:"name"`
+	Recipe          string      `json:"recipe"`
+	RecipeSHA256    string      `json:"recipeSHA256"`
+	ID              string      `json:"id"` // digest of every input; seeds the GUIDs
+	SourceDateEpoch int64       `json:"sourceDateEpoch"`
+	Inputs          []Input     `json:"inputs"`
+	Overlays        []Overlay   `json:"overlays"`
+	Kubernetes      *Kubernetes `json:"kubernetes,omitempty"`
+	Node            Node        `json:"node"`  // effective node settings, kiln's own included
+	Files           []File      `json:"files"` // written into the root after the overlays
+	InitSHA256      string      `json:"initSHA256"`
+	Initrd          Initrd      `json:"initrd"`
+	ESP             []ESPFile   `json:"esp"`
+	Cmdline         string      `json:"cmdline"`
+	RootSlot        string      `json:"rootSlot"`
+	DiskSize        int64       `json:"diskSize"`
+	DiskGUID        string      `json:"diskGUID"`
+	Partitions      []Partition `json:"partitions"`
+	Outputs         []Output    `json:"outputs"`
+}
+
+// Kubernetes is what the build checks a Kubernetes node's binaries and images against.
+type Kubernetes struct {
+	Version  string `json:"version"`
+	Role     string `json:"role"`
+	EtcdMode string `json:"etcdMode"`
 }
 
 // Pinned is what a build learnt about the inputs before planning: their digests.
 type Pinned struct {
-	Images     []Input // base first, then layers in recipe order
+	Images     []Input // base first, then layers in recipe order, then preloaded images
 	Overlays   []Overlay
 	Files      []File
 	InitSHA256 string
@@ -111,12 +140,23 @@ type Pinned struct {
 }
 
 // Make builds the plan for r with its pinned inputs, writing to output.
-func Make(r *recipe.Loaded, p Pinned, output string) Plan {
-	node := r.Recipe.Node
-	var k8sFiles []File
+func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
+	eff := r.Recipe.Node
 	if k := r.Recipe.Kubernetes; k != nil {
-		node = kubernetesNode(node, KubernetesDefaults(*k))
-		k8sFiles, _ = kubernetesFiles(*k) // its only error is YAML marshalling of plain maps
+		eff = kubernetesNode(eff, KubernetesDefaults(*k))
+	}
+	files := nodeFiles(eff)
+	var k8s *Kubernetes
+	if k := r.Recipe.Kubernetes; k != nil {
+		kf, err := kubernetesFiles(*k)
+		if err != nil {
+			return Plan{}, err
+		}
+		files = append(files, kf...)
+		files = append(files, File{Path: PreloadArchive, Mode: 0o644, Made: MadePreloadArchive},
+			File{Path: PreloadDigestFile, Mode: 0o644, Made: MadePreloadDigest})
+		d := KubernetesDefaults(*k)
+		k8s = &Kubernetes{Version: d.Version, Role: d.Role, EtcdMode: d.Etcd.Mode}
 	}
 	pl := Plan{
 		Name:            r.Recipe.Metadata.Name,
@@ -125,16 +165,21 @@ func Make(r *recipe.Loaded, p Pinned, output string) Plan {
 		SourceDateEpoch: p.SourceDateEpoch,
 		Inputs:          p.Images,
 		Overlays:        p.Overlays,
-		Files:           append(append(nodeFiles(node), k8sFiles...), p.Files...), // the recipe's own files win
+		Kubernetes:      k8s,
+		Node:            describeNode(r.Recipe.Node, eff),
+		Files:           append(files, p.Files...), // the recipe's own files win
 		InitSHA256:      p.InitSHA256,
+		Initrd:          InitrdModules(),
 		RootSlot:        LabelRootA,
 	}
+	pl.Node.Units = enabledUnits(pl.Files)
 	pl.ID = pl.inputDigest()
 	pl.Cmdline = strings.Join(append(append([]string{}, DefaultCmdline...), append([]string{"kiln.root=" + pl.RootSlot}, r.Recipe.Kernel.Cmdline...)...), " ")
+	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline)
 	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
 	pl.Outputs = outputs(r.Recipe.Outputs, output)
-	return pl
+	return pl, nil
 }
 
 func (pl Plan) inputDigest() string {

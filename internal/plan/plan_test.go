@@ -13,8 +13,17 @@ func loaded(disk recipe.Disk, cmdline ...string) *recipe.Loaded {
 	}}
 }
 
+func mustMake(t *testing.T, r *recipe.Loaded, p Pinned, out string) Plan {
+	t.Helper()
+	pl, err := Make(r, p, out)
+	if err != nil {
+		t.Fatalf("Make() = %v", err)
+	}
+	return pl
+}
+
 func TestLayoutIsAlignedAndFillsTheDisk(t *testing.T) {
-	pl := Make(loaded(recipe.Disk{Size: "3GiB", Root: "1GiB"}), Pinned{InitSHA256: "i"}, "out.raw")
+	pl := mustMake(t, loaded(recipe.Disk{Size: "3GiB", Root: "1GiB"}), Pinned{InitSHA256: "i"}, "out.raw")
 	want := []struct {
 		label string
 		start int64
@@ -32,9 +41,9 @@ func TestLayoutIsAlignedAndFillsTheDisk(t *testing.T) {
 }
 
 func TestGUIDsFollowTheInputs(t *testing.T) {
-	a := Make(loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:1"}}}, "x")
-	b := Make(loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:1"}}}, "y")
-	c := Make(loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:2"}}}, "x")
+	a := mustMake(t, loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:1"}}}, "x")
+	b := mustMake(t, loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:1"}}}, "y")
+	c := mustMake(t, loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:2"}}}, "x")
 	if a.DiskGUID != b.DiskGUID || a.Partitions[1].GUID != b.Partitions[1].GUID {
 		t.Errorf("same inputs gave different GUIDs: %s %s", a.DiskGUID, b.DiskGUID)
 	}
@@ -47,7 +56,7 @@ func TestGUIDsFollowTheInputs(t *testing.T) {
 }
 
 func TestCmdline(t *testing.T) {
-	pl := Make(loaded(recipe.Disk{}, "quiet", "foo=bar"), Pinned{}, "x")
+	pl := mustMake(t, loaded(recipe.Disk{}, "quiet", "foo=bar"), Pinned{}, "x")
 	if !strings.HasPrefix(pl.Cmdline, "console=tty0 console=ttyS0,115200 ro") || !strings.HasSuffix(pl.Cmdline, "kiln.root=root-a quiet foo=bar") {
 		t.Errorf("Cmdline = %q", pl.Cmdline)
 	}

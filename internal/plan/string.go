@@ -7,21 +7,8 @@ import (
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
-// ESP paths kiln writes (FAT is case-insensitive; these are the spellings used).
-const (
-	ESPBootloader = "/EFI/BOOT/BOOTX64.EFI"
-	ESPLoaderConf = "/loader/loader.conf"
-	ESPKernelDir  = "/kiln"
-)
-
-// ESPEntry is the boot entry file for a root slot.
-func ESPEntry(slot string) string { return "/loader/entries/kiln-" + slot + ".conf" }
-
-// ESPKernel and ESPInitrd are where a slot's kernel and initrd live on the ESP.
-func ESPKernel(slot string) string { return ESPKernelDir + "/" + slot + "/vmlinuz" }
-func ESPInitrd(slot string) string { return ESPKernelDir + "/" + slot + "/initrd.img" }
-
-// String prints the plan for people: what `kiln plan` shows.
+// String prints the plan for people: what `kiln plan` shows. Every line comes from the plan's
+// data, the same data the build reads.
 func (pl Plan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "image %s (recipe %s, sha256 %s)\n", pl.Name, pl.Recipe, short(pl.RecipeSHA256))
@@ -32,7 +19,12 @@ func (pl Plan) String() string {
 	for _, o := range pl.Overlays {
 		fmt.Fprintf(&b, "  overlay    %s (tree sha256:%s)\n", o.Dir, short(o.SHA256))
 	}
-	fmt.Fprintf(&b, "  init       kiln-init sha256:%s\n\nroot filesystem (squashfs, read-only), written after the layers:\n", short(pl.InitSHA256))
+	fmt.Fprintf(&b, "  init       kiln-init sha256:%s\n", short(pl.InitSHA256))
+	if k := pl.Kubernetes; k != nil {
+		fmt.Fprintf(&b, "\nkubernetes %s, %s, etcd %s (binaries and images checked against the version)\n", k.Version, k.Role, k.EtcdMode)
+	}
+	pl.Node.write(&b)
+	b.WriteString("\nroot filesystem (squashfs, read-only), written after the layers:\n")
 	for _, f := range pl.Files {
 		src := f.Source
 		switch {
@@ -43,9 +35,12 @@ func (pl Plan) String() string {
 		}
 		fmt.Fprintf(&b, "  %04o %d:%d %s  (%s, sha256:%s)\n", f.Mode, f.UID, f.GID, f.Path, src, short(f.SHA256))
 	}
-	fmt.Fprintf(&b, "\nESP files:\n  %s  <- /usr/lib/systemd/boot/efi/systemd-bootx64.efi\n  %s\n", ESPBootloader, ESPLoaderConf)
-	fmt.Fprintf(&b, "  %s\n  %s  <- /boot/vmlinuz-*\n  %s  <- kiln-init + module closure (cpio, zstd)\n",
-		ESPEntry(pl.RootSlot), ESPKernel(pl.RootSlot), ESPInitrd(pl.RootSlot))
+	fmt.Fprintf(&b, "\ninitramfs: kiln-init, modules %s; drivers %s (with their dependencies)\n",
+		strings.Join(pl.Initrd.Modules, " "), strings.Join(pl.Initrd.Drivers, " "))
+	b.WriteString("\nESP files:\n")
+	for _, f := range pl.ESP {
+		fmt.Fprintf(&b, "  %s  <- %s\n", f.Path, espSource(f))
+	}
 	fmt.Fprintf(&b, "\nkernel command line:\n  %s\n\ndisk: %s, GPT, disk GUID %s\n", pl.Cmdline, recipe.FormatSize(pl.DiskSize), pl.DiskGUID)
 	fmt.Fprintf(&b, "  %-2s %-7s %-10s %-10s %-36s %s\n", "#", "label", "start", "size", "type", "contents")
 	for _, p := range pl.Partitions {
@@ -56,6 +51,43 @@ func (pl Plan) String() string {
 		fmt.Fprintf(&b, "  %s %s\n", o.Format, o.Path)
 	}
 	return b.String()
+}
+
+func (n Node) write(b *strings.Builder) {
+	if len(n.Modules)+len(n.Sysctls)+len(n.Units) == 0 && n.Swap == "" {
+		return
+	}
+	b.WriteString("\nnode settings (checked against the base image's kernel):\n")
+	if n.Swap != "" {
+		fmt.Fprintf(b, "  swap %s\n", n.Swap)
+	}
+	for _, m := range n.Modules {
+		fmt.Fprintf(b, "  module %s  (%s)\n", m.Name, m.Origin)
+	}
+	for _, s := range n.Sysctls {
+		fmt.Fprintf(b, "  sysctl %s = %s  (%s)\n", s.Key, s.Value, s.Origin)
+	}
+	for _, u := range n.Units {
+		fmt.Fprintf(b, "  unit %s %s\n", u.Name, u.State)
+	}
+}
+
+func espSource(f ESPFile) string {
+	switch f.From {
+	case FromInline:
+		return fmt.Sprintf("inline, sha256:%s:\n%s", short(f.SHA256), indent(f.Content, "      "))
+	case FromBootloader:
+		return "base image " + BaseBootloader
+	case FromKernel:
+		return "base image /boot/vmlinuz-*"
+	case FromInitrd:
+		return "kiln-init + the initramfs modules (cpio, zstd)"
+	}
+	return f.From
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+prefix)
 }
 
 func short(h string) string {

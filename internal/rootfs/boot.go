@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kiln-dev/kiln/internal/plan"
 )
 
 // Boot is what the boot chain takes from a root tree.
@@ -15,8 +17,6 @@ type Boot struct {
 	Bootloader    string // host path of systemd-boot's EFI binary
 }
 
-// BootloaderPath is where Debian's systemd-boot-efi puts systemd-boot.
-const BootloaderPath = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
 // FindBoot finds the one kernel, its modules and systemd-boot in the tree at root.
 func FindBoot(root string) (Boot, error) {
@@ -39,9 +39,9 @@ func FindBoot(root string) (Boot, error) {
 	if b.ModulesDir == "" {
 		return Boot{}, fmt.Errorf("no modules for kernel %s: /lib/modules/%s/modules.dep is missing", b.KernelVersion, b.KernelVersion)
 	}
-	b.Bootloader = filepath.Join(root, BootloaderPath)
+	b.Bootloader = filepath.Join(root, plan.BaseBootloader)
 	if _, err := os.Stat(b.Bootloader); err != nil {
-		return Boot{}, fmt.Errorf("no systemd-boot: /%s is missing (install systemd-boot-efi in the base)", BootloaderPath)
+		return Boot{}, fmt.Errorf("no systemd-boot: %s is missing (install systemd-boot-efi in the base)", plan.BaseBootloader)
 	}
 	return b, nil
 }

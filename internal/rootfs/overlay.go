@@ -115,11 +115,14 @@ func DigestTree(src string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// WriteFiles writes the plan's single files into root. Their parents are created root-owned
-// 0755 where missing.
+// WriteFiles writes the plan's single files into root, but for those a later stage makes.
+// Their parents are created root-owned 0755 where missing.
 func WriteFiles(files []plan.File, root string, epoch time.Time) error {
 	t := &tree{root: root}
 	for _, f := range files {
+		if f.Made != "" {
+			continue
+		}
 		if f.Link != "" {
 			h := &tar.Header{Typeflag: tar.TypeSymlink, Name: f.Path, Linkname: f.Link, ModTime: epoch}
 			if err := t.write(h, nil); err != nil {

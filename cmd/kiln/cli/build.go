@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-dev/kiln/images/oci"
-	"github.com/kiln-dev/kiln/internal/build"
+	"github.com/kiln-dev/kiln/internal/pipeline"
 	"github.com/kiln-dev/kiln/internal/exitcode"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
@@ -35,8 +35,8 @@ func (f *buildFlags) registerMirrors(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.mirrorFiles, "mirrors", nil, "a YAML file of mirrors (as the recipe's mirrors field), e.g. recipes/mirrors.yaml; repeatable")
 }
 
-func (f *buildFlags) options(recipePath string) (build.Options, error) {
-	o := build.Options{Recipe: recipePath, Output: f.output, CacheDir: f.cacheDir, WorkDir: f.workDir}
+func (f *buildFlags) options(recipePath string) (pipeline.Options, error) {
+	o := pipeline.Options{Recipe: recipePath, Output: f.output, CacheDir: f.cacheDir, WorkDir: f.workDir}
 	for _, file := range f.mirrorFiles {
 		ms, err := recipe.LoadMirrors(file)
 		if err != nil {
@@ -58,7 +58,7 @@ func (f *buildFlags) options(recipePath string) (build.Options, error) {
 
 // recipeOptions are the options to build or plan the recipe at path: flags, kiln-init, and
 // the default output path.
-func (f *buildFlags) recipeOptions(path string) (build.Options, error) {
+func (f *buildFlags) recipeOptions(path string) (pipeline.Options, error) {
 	o, err := f.options(path)
 	if err != nil {
 		return o, err
@@ -87,7 +87,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 			}
 			o.Progress = g.progress()
 			start := time.Now()
-			pl, err := build.Build(cmd.Context(), o)
+			pl, err := pipeline.Build(cmd.Context(), o)
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-dev/kiln/internal/build"
+	"github.com/kiln-dev/kiln/internal/pipeline"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -23,7 +23,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := build.MakePlan(cmd.Context(), o)
+			p, err := pipeline.MakePlan(cmd.Context(), o)
 			if err != nil {
 				return err
 			}

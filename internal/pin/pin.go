@@ -1,4 +1,7 @@
-package build
+// Package pin is the stage that resolves every input a recipe names to a digest: the base and
+// layer images, the images a Kubernetes node preloads, overlay trees, files and kiln-init. Its
+// result is the plan's Pinned value plus the resolved images later stages read.
+package pin
 
 import (
 	"context"
@@ -19,51 +22,72 @@ import (
 	"github.com/kiln-dev/kiln/internal/rootfs"
 )
 
-type v1Image = v1.Image
+// Options say where images come from.
+type Options struct {
+	Mirrors  []oci.Mirror // from the command line; searched before the recipe's own
+	CacheDir string       // "" for the default; "-" for none
+	Init     string       // the kiln-init binary
+}
 
-// pin resolves every input of r to a digest.
-func pin(ctx context.Context, o Options, r *recipe.Loaded) (plan.Pinned, []oci.Resolved, []oci.Resolved, error) {
-	var p plan.Pinned
+// Result is what pinning learnt: the digests, and the images they name.
+type Result struct {
+	Pinned  plan.Pinned
+	Images  []oci.Resolved // base and layers, flattened into the root
+	Preload []oci.Resolved // images stored on the root for containerd
+}
+
+// Pin resolves every input of r to a digest.
+func Pin(ctx context.Context, o Options, r *recipe.Loaded) (Result, error) {
+	var res Result
 	rv, err := resolver(o, r)
 	if err != nil {
-		return p, nil, nil, err
+		return res, err
 	}
-	refs := append([]string{r.Recipe.Base}, r.Recipe.Layers...)
+	if res.Images, res.Pinned.Images, err = pinImages(ctx, rv, r); err != nil {
+		return res, err
+	}
+	for _, d := range r.Recipe.Overlays {
+		dir := recipe.Resolve(r.Dir, d)
+		sum, err := rootfs.DigestTree(dir)
+		if err != nil {
+			return res, fmt.Errorf("reading overlay %s: %w", d, err)
+		}
+		res.Pinned.Overlays = append(res.Pinned.Overlays, plan.Overlay{Dir: dir, SHA256: sum})
+	}
+	preload, inputs, err := pinPreload(ctx, rv, r)
+	if err != nil {
+		return res, err
+	}
+	res.Preload = preload
+	res.Pinned.Images = append(res.Pinned.Images, inputs...)
+	if res.Pinned.Files, err = pinFiles(r); err != nil {
+		return res, err
+	}
+	if res.Pinned.InitSHA256, err = fileSHA256(o.Init); err != nil {
+		return res, fmt.Errorf("reading kiln-init: %w", err)
+	}
+	res.Pinned.SourceDateEpoch, err = sourceDateEpoch(res.Images[0].Image)
+	return res, err
+}
+
+// pinImages resolves the base and the layers, in order.
+func pinImages(ctx context.Context, rv *oci.Resolver, r *recipe.Loaded) ([]oci.Resolved, []plan.Input, error) {
 	var resolved []oci.Resolved
-	for i, s := range refs {
+	var inputs []plan.Input
+	for i, s := range append([]string{r.Recipe.Base}, r.Recipe.Layers...) {
 		role := "base"
 		if i > 0 {
 			role = fmt.Sprintf("layers[%d]", i-1)
 		}
 		res, err := rv.Resolve(ctx, localize(r.Dir, s))
 		if err != nil {
-			return p, nil, nil, fmt.Errorf("%s: %w", role, err)
+			return nil, nil, fmt.Errorf("%s: %w", role, err)
 		}
 		res.Ref = s
 		resolved = append(resolved, res)
-		p.Images = append(p.Images, plan.Input{Role: role, Ref: s, Digest: res.Digest.String(), From: res.From})
+		inputs = append(inputs, plan.Input{Role: role, Ref: s, Digest: res.Digest.String(), From: res.From})
 	}
-	for _, d := range r.Recipe.Overlays {
-		dir := recipe.Resolve(r.Dir, d)
-		sum, err := rootfs.DigestTree(dir)
-		if err != nil {
-			return p, nil, nil, fmt.Errorf("reading overlay %s: %w", d, err)
-		}
-		p.Overlays = append(p.Overlays, plan.Overlay{Dir: dir, SHA256: sum})
-	}
-	preload, inputs, err := pinPreload(ctx, rv, r)
-	if err != nil {
-		return p, nil, nil, err
-	}
-	p.Images = append(p.Images, inputs...)
-	if p.Files, err = pinFiles(r); err != nil {
-		return p, nil, nil, err
-	}
-	if p.InitSHA256, err = fileSHA256(o.Init); err != nil {
-		return p, nil, nil, fmt.Errorf("reading kiln-init: %w", err)
-	}
-	p.SourceDateEpoch, err = sourceDateEpoch(resolved[0].Image)
-	return p, resolved, preload, err
+	return resolved, inputs, nil
 }
 
 // resolver sets up image resolution: command-line mirrors first, then the recipe's.

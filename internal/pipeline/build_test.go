@@ -1,4 +1,4 @@
-package build
+package pipeline
 
 import (
 	"archive/tar"
@@ -25,7 +25,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-dev/kiln/images/oci"
-	"github.com/kiln-dev/kiln/initrd"
 	"github.com/kiln-dev/kiln/internal/exitcode"
 	"github.com/kiln-dev/kiln/internal/inspect"
 	"github.com/kiln-dev/kiln/internal/plan"
@@ -56,7 +55,7 @@ func link(typ byte, name, target string) entry {
 // one of every kind of entry a real root holds.
 func baseEntries() []entry {
 	var builtin []string
-	for _, m := range initrd.BootModules {
+	for _, m := range append(plan.InitrdModules().Modules, plan.InitrdModules().Drivers...) {
 		if m != "squashfs" && m != "overlay" {
 			builtin = append(builtin, "kernel/x/"+m+".ko")
 		}
@@ -232,23 +231,39 @@ func TestBuildImageAcceptedByStandardTools(t *testing.T) {
 		}
 	}
 	run(t, "fsck.fat", "-n", partition(t, out, plan.LabelESP))
-	r, err := inspect.Image(out)
+	checkESPIsPlanned(t, out, pl)
+}
+
+// checkESPIsPlanned: the ESP holds exactly the plan's ESP files, inline ones with the plan's
+// contents.
+func checkESPIsPlanned(t *testing.T, img string, pl plan.Plan) {
+	t.Helper()
+	r, err := inspect.Image(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []string
+	got := map[string]int64{}
 	for _, e := range r.ESPFiles {
-		files = append(files, e.Path)
+		got[e.Path] = e.Size
 	}
-	want := []string{"/EFI/BOOT/BOOTX64.EFI", "/kiln/root-a/initrd.img", "/kiln/root-a/vmlinuz", "/loader/entries/kiln-root-a.conf", "/loader/loader.conf"}
-	if strings.Join(files, " ") != strings.Join(want, " ") {
-		t.Errorf("ESP files = %v, want %v", files, want)
-	}
-	entry := r.Entries["/loader/entries/kiln-root-a.conf"]
-	for _, want := range []string{"linux /kiln/root-a/vmlinuz", "initrd /kiln/root-a/initrd.img", "version " + kver, "options " + pl.Cmdline} {
-		if !strings.Contains(entry, want) {
-			t.Errorf("boot entry lacks %q:\n%s", want, entry)
+	for _, f := range pl.ESP {
+		size, ok := got[f.Path]
+		delete(got, f.Path)
+		switch {
+		case !ok:
+			t.Errorf("ESP lacks the planned %s", f.Path)
+		case f.From == plan.FromInline && size != int64(len(f.Content)):
+			t.Errorf("ESP %s is %d bytes, the plan's content %d", f.Path, size, len(f.Content))
+		case f.From == plan.FromInline && strings.HasPrefix(f.Path, "/loader/entries/") && r.Entries[f.Path] != f.Content:
+			t.Errorf("ESP %s = %q, the plan says %q", f.Path, r.Entries[f.Path], f.Content)
 		}
+	}
+	for p := range got {
+		t.Errorf("ESP has %s, which the plan does not list", p)
+	}
+	entry := r.Entries[plan.ESPEntry(pl.RootSlot)]
+	if !strings.Contains(entry, "options "+pl.Cmdline+"\n") {
+		t.Errorf("boot entry lacks the plan's command line:\n%s", entry)
 	}
 }
 
@@ -259,12 +274,13 @@ func TestRootMatchesFlattenedTree(t *testing.T) {
 	needRoot(t)
 	f := newFixture(t, "")
 	out := filepath.Join(t.TempDir(), "img.raw")
-	if _, err := f.build(t, out); err != nil {
+	pl, err := f.build(t, out)
+	if err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
 	root := partition(t, out, plan.LabelRootA)
 	got := listSquashfs(t, run(t, "unsquashfs", "-lln", root))
-	want := expectedTree(t, f)
+	want := expectedTree(t, f, pl)
 	var paths []string
 	for p := range want {
 		paths = append(paths, p)
@@ -316,8 +332,9 @@ func listSquashfs(t *testing.T, out string) map[string]lsEntry {
 }
 
 // expectedTree is the flattened image (go-containerregistry's own flattening), then the
-// overlay and the files, as `unsquashfs -lln` would list it.
-func expectedTree(t *testing.T, f *fixture) map[string]lsEntry {
+// overlay and the plan's files, as `unsquashfs -lln` would list it: the root holds exactly
+// what the images, the overlays and the plan put there.
+func expectedTree(t *testing.T, f *fixture, pl plan.Plan) map[string]lsEntry {
 	layers, _ := f.upper.Layers()
 	img, _ := mutate.AppendLayers(f.base, layers...)
 	rc := mutate.Extract(img)
@@ -358,7 +375,18 @@ func expectedTree(t *testing.T, f *fixture) map[string]lsEntry {
 	want["/etc/overlay.conf"] = lsEntry{mode: "-rw-r--r--", owner: "0/0"}
 	want["/usr/lib/extra"] = lsEntry{mode: "drwxr-xr-x", owner: "0/0"}
 	want["/usr/lib/extra/tool"] = lsEntry{mode: "-rwxr-xr-x", owner: "0/0"}
-	want["/etc/motd"] = lsEntry{mode: "-rw-------", owner: "5/6"}
+	for _, pf := range pl.Files {
+		h := &tar.Header{Typeflag: tar.TypeReg, Mode: int64(pf.Mode)}
+		e := lsEntry{owner: fmt.Sprintf("%d/%d", pf.UID, pf.GID)}
+		if pf.Link != "" {
+			h.Typeflag, e.target, e.owner = tar.TypeSymlink, pf.Link, "0/0"
+		}
+		e.mode = lsMode(h)
+		want[pf.Path] = e
+	}
+	if e := want["/etc/motd"]; e.owner != "5/6" || e.mode != "-rw-------" {
+		t.Errorf("the recipe's /etc/motd is planned as %+v, want -rw------- 5/6", e)
+	}
 	return want
 }
 

@@ -1,0 +1,3 @@
+package intest
+
+import _ "github.com/kiln-dev/kiln/internal/pipeline"

@@ -1,0 +1,144 @@
+// Package pipeline is the orchestrator of `kiln build`: it lists the stages in order — load
+// the recipe, pin the inputs, plan, lay out the root, check it, store the preloaded images,
+// make the initramfs, pack the root, write the outputs — and passes each stage's value to the
+// next. It holds no logic of its own.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-dev/kiln/images/oci"
+	"github.com/kiln-dev/kiln/initrd"
+	"github.com/kiln-dev/kiln/internal/check"
+	"github.com/kiln-dev/kiln/internal/disk"
+	"github.com/kiln-dev/kiln/internal/pin"
+	"github.com/kiln-dev/kiln/internal/plan"
+	"github.com/kiln-dev/kiln/internal/preload"
+	"github.com/kiln-dev/kiln/internal/recipe"
+	"github.com/kiln-dev/kiln/internal/rootfs"
+)
+
+// Options configure a build.
+type Options struct {
+	Recipe   string
+	Output   string
+	Mirrors  []oci.Mirror // from the command line; searched before the recipe's own
+	CacheDir string       // "" for the default; "-" for none
+	WorkDir  string       // where the staging tree goes; "" for the system temp dir
+	Init     string       // the kiln-init binary
+	Progress func(step string)
+}
+
+func (o Options) step(format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// Planned is a plan with the recipe and the resolved inputs it was made from.
+type Planned struct {
+	Recipe *recipe.Loaded
+	Plan   plan.Plan
+	Inputs pin.Result
+}
+
+// MakePlan loads the recipe, pins every input and returns the plan, without building.
+func MakePlan(ctx context.Context, o Options) (*Planned, error) {
+	r, err := recipe.Load(o.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	o.step("resolving inputs")
+	in, err := pin.Pin(ctx, pin.Options{Mirrors: o.Mirrors, CacheDir: o.CacheDir, Init: o.Init}, r)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := plan.Make(r, in.Pinned, o.Output)
+	if err != nil {
+		return nil, err
+	}
+	return &Planned{Recipe: r, Plan: pl, Inputs: in}, nil
+}
+
+// Build executes the whole pipeline and writes the plan's outputs.
+func Build(ctx context.Context, o Options) (plan.Plan, error) {
+	if os.Geteuid() != 0 {
+		return plan.Plan{}, errors.New("building needs root: the root filesystem keeps owners, device nodes and file capabilities")
+	}
+	p, err := MakePlan(ctx, o)
+	if err != nil {
+		return plan.Plan{}, err
+	}
+	work, err := os.MkdirTemp(workDir(o.WorkDir), "kiln-build-")
+	if err != nil {
+		return p.Plan, fmt.Errorf("creating work directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+	return p.Plan, build(ctx, o, p, work)
+}
+
+// build runs the stages after planning, in work.
+func build(ctx context.Context, o Options, p *Planned, work string) error {
+	pl, staging := p.Plan, filepath.Join(work, "root")
+	o.step("flattening %d images", len(p.Inputs.Images))
+	boot, err := rootfs.Lay(ctx, pl, images(p.Inputs.Images), staging)
+	if err != nil {
+		return err
+	}
+	if err := check.Check(p.Recipe, pl, boot, staging, p.Inputs.Preload); err != nil {
+		return err
+	}
+	o.step("preloading %d images", len(p.Inputs.Preload))
+	if err := preload.Write(pl, filepath.Join(work, "preload"), staging, p.Inputs.Preload); err != nil {
+		return err
+	}
+	o.step("making the initramfs (kernel %s)", boot.KernelVersion)
+	initramfs, err := initrd.Build(initrd.Spec{Init: o.Init, ModulesDir: boot.ModulesDir, KernelVersion: boot.KernelVersion,
+		Modules: pl.Initrd.Modules, Drivers: pl.Initrd.Drivers})
+	if err != nil {
+		return fmt.Errorf("making the initramfs: %w", err)
+	}
+	o.step("packing the root filesystem")
+	sqfs := filepath.Join(work, "root.squashfs")
+	if err := disk.MakeSquashfs(ctx, staging, sqfs, pl.SourceDateEpoch); err != nil {
+		return err
+	}
+	o.step("writing %d outputs", len(pl.Outputs))
+	err = disk.Write(ctx, pl, disk.Contents{RootFS: sqfs, Bootloader: boot.Bootloader, Kernel: boot.Kernel, Initrd: initramfs})
+	var small *disk.SlotTooSmallError
+	if errors.As(err, &small) {
+		return p.Recipe.Problem("disk.root", "%s is too small: the root filesystem needs %s",
+			recipe.FormatSize(small.Have), recipe.FormatSize((small.Need+recipe.MiB-1)/recipe.MiB*recipe.MiB))
+	}
+	return err
+}
+
+func images(rs []oci.Resolved) []v1.Image {
+	imgs := make([]v1.Image, len(rs))
+	for i, r := range rs {
+		imgs[i] = r.Image
+	}
+	return imgs
+}
+
+// workDir is where the staging tree goes: the given directory, or /dev/shm when it is a tmpfs
+// with room to spare (writing tens of thousands of files there is several times faster than
+// on a disk, and nothing of it needs to survive), or else the system's temp directory.
+func workDir(given string) string {
+	if given != "" {
+		return given
+	}
+	var st unix.Statfs_t
+	const tmpfsMagic = 0x01021994
+	if err := unix.Statfs("/dev/shm", &st); err == nil && st.Type == tmpfsMagic && int64(st.Bavail)*st.Bsize >= 8<<30 {
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
