@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-dev/kiln/images/oci"
+	"github.com/kiln-dev/kiln/internal/lock"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 	"github.com/kiln-dev/kiln/internal/rootfs"
@@ -27,6 +28,9 @@ type Options struct {
 	Mirrors  []oci.Mirror // from the command line; searched before the recipe's own
 	CacheDir string       // "" for the default; "-" for none
 	Init     string       // the kiln-init binary
+	// Lock, when set, pins image references to the digests it records: a reference whose tag
+	// has moved since is still read at its locked digest while its source has that.
+	Lock *lock.File
 }
 
 // Result is what pinning learnt: the digests, and the images they name.
@@ -43,7 +47,7 @@ func Pin(ctx context.Context, o Options, r *recipe.Loaded) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if res.Images, res.Pinned.Images, err = pinImages(ctx, rv, r); err != nil {
+	if res.Images, res.Pinned.Images, err = pinImages(ctx, rv, o.Lock, r); err != nil {
 		return res, err
 	}
 	for _, d := range r.Recipe.Overlays {
@@ -54,7 +58,7 @@ func Pin(ctx context.Context, o Options, r *recipe.Loaded) (Result, error) {
 		}
 		res.Pinned.Overlays = append(res.Pinned.Overlays, plan.Overlay{Dir: dir, SHA256: sum})
 	}
-	preload, inputs, err := pinPreload(ctx, rv, r)
+	preload, inputs, err := pinPreload(ctx, rv, o.Lock, r)
 	if err != nil {
 		return res, err
 	}
@@ -71,7 +75,7 @@ func Pin(ctx context.Context, o Options, r *recipe.Loaded) (Result, error) {
 }
 
 // pinImages resolves the base and the layers, in order.
-func pinImages(ctx context.Context, rv *oci.Resolver, r *recipe.Loaded) ([]oci.Resolved, []plan.Input, error) {
+func pinImages(ctx context.Context, rv *oci.Resolver, lk *lock.File, r *recipe.Loaded) ([]oci.Resolved, []plan.Input, error) {
 	var resolved []oci.Resolved
 	var inputs []plan.Input
 	for i, s := range append([]string{r.Recipe.Base}, r.Recipe.Layers...) {
@@ -79,15 +83,42 @@ func pinImages(ctx context.Context, rv *oci.Resolver, r *recipe.Loaded) ([]oci.R
 		if i > 0 {
 			role = fmt.Sprintf("layers[%d]", i-1)
 		}
-		res, err := rv.Resolve(ctx, localize(r.Dir, s))
+		res, err := resolve(ctx, rv, lk, role, s, localize(r.Dir, s))
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", role, err)
 		}
-		res.Ref = s
 		resolved = append(resolved, res)
 		inputs = append(inputs, plan.Input{Role: role, Ref: s, Digest: res.Digest.String(), From: res.From})
 	}
 	return resolved, inputs, nil
+}
+
+// resolve resolves ref (as written; at is where it points) at its locked digest when the lock
+// has one and the source still has that digest, and as written otherwise.
+func resolve(ctx context.Context, rv *oci.Resolver, lk *lock.File, role, ref, at string) (oci.Resolved, error) {
+	if d := lk.Digest(role, ref); d != "" && isRegistryRef(at) {
+		if res, err := rv.Resolve(ctx, withDigest(at, d)); err == nil {
+			res.Ref = ref
+			return res, nil
+		}
+	}
+	res, err := rv.Resolve(ctx, at)
+	res.Ref = ref
+	return res, err
+}
+
+// isRegistryRef says whether s names an image in a registry (or a mirror of one), the only
+// kind of reference that can carry a tag and a digest at once.
+func isRegistryRef(s string) bool {
+	return !strings.HasPrefix(s, "oci-layout:") && !strings.HasPrefix(s, "docker-archive:")
+}
+
+// withDigest adds digest to a registry reference, keeping its tag for people.
+func withDigest(ref, digest string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	return ref + "@" + digest
 }
 
 // resolver sets up image resolution: command-line mirrors first, then the recipe's.

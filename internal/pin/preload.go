@@ -5,13 +5,14 @@ import (
 	"fmt"
 
 	"github.com/kiln-dev/kiln/images/oci"
+	"github.com/kiln-dev/kiln/internal/lock"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
 // pinPreload resolves every image a Kubernetes node preloads; one that cannot be found is a
 // located error (kiln's own list at kubernetes.version, the recipe's at images[i]).
-func pinPreload(ctx context.Context, rv *oci.Resolver, r *recipe.Loaded) ([]oci.Resolved, []plan.Input, error) {
+func pinPreload(ctx context.Context, rv *oci.Resolver, lk *lock.File, r *recipe.Loaded) ([]oci.Resolved, []plan.Input, error) {
 	k := r.Recipe.Kubernetes
 	if k == nil {
 		return nil, nil, nil
@@ -24,7 +25,7 @@ func pinPreload(ctx context.Context, rv *oci.Resolver, r *recipe.Loaded) ([]oci.
 	var inputs []plan.Input
 	var errs recipe.Errors
 	for _, s := range plan.PreloadImages(*k, r.Recipe.Images) {
-		got, err := rv.Resolve(ctx, s)
+		got, err := resolve(ctx, rv, lk, "preload", s, s)
 		if err != nil {
 			field := "kubernetes.version"
 			if i, ok := extra[s]; ok {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -18,6 +19,7 @@ import (
 	"github.com/kiln-dev/kiln/initrd"
 	"github.com/kiln-dev/kiln/internal/check"
 	"github.com/kiln-dev/kiln/internal/disk"
+	"github.com/kiln-dev/kiln/internal/lock"
 	"github.com/kiln-dev/kiln/internal/pin"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/preload"
@@ -34,7 +36,24 @@ type Options struct {
 	WorkDir  string       // where the staging tree goes; "" for the system temp dir
 	Init     string       // the kiln-init binary
 	Progress func(step string)
+	Warn     func(msg string) // told of every input that drifted from the lock file
+	// Lock says how the recipe's lock file (RECIPE.lock) is used.
+	Lock LockMode
 }
+
+// LockMode says how a build uses the recipe's lock file.
+type LockMode int
+
+const (
+	// UseLock reads inputs at their locked digests where their sources still have them, and
+	// reports every input that resolves differently (Planned.Drift). The default.
+	UseLock LockMode = iota
+	// Locked fails, naming the input, when anything resolves differently from the lock file
+	// or there is none.
+	Locked
+	// IgnoreLock resolves every input afresh (kiln lock --update).
+	IgnoreLock
+)
 
 func (o Options) step(format string, args ...any) {
 	if o.Progress != nil {
@@ -47,6 +66,8 @@ type Planned struct {
 	Recipe *recipe.Loaded
 	Plan   plan.Plan
 	Inputs pin.Result
+	Lock   lock.File // what the inputs resolved to, as a lock file records it
+	Drift  []string  // every input that resolved differently from the recipe's lock file
 }
 
 // MakePlan loads the recipe, pins every input and returns the plan, without building.
@@ -55,16 +76,45 @@ func MakePlan(ctx context.Context, o Options) (*Planned, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.step("resolving inputs")
-	in, err := pin.Pin(ctx, pin.Options{Mirrors: o.Mirrors, CacheDir: o.CacheDir, Init: o.Init}, r)
+	locked, err := readLock(o)
 	if err != nil {
 		return nil, err
+	}
+	o.step("resolving inputs")
+	in, err := pin.Pin(ctx, pin.Options{Mirrors: o.Mirrors, CacheDir: o.CacheDir, Init: o.Init, Lock: locked}, r)
+	if err != nil {
+		return nil, err
+	}
+	got := lock.FromPinned(filepath.Base(o.Recipe), in.Pinned, r.Recipe.Overlays)
+	var drift []string
+	if locked != nil {
+		drift = locked.Drift(got)
+	}
+	for _, d := range drift {
+		if o.Warn != nil && o.Lock != Locked {
+			o.Warn("lock: " + d)
+		}
+	}
+	if o.Lock == Locked && len(drift) > 0 {
+		return nil, fmt.Errorf("--locked: %s: %s (kiln lock --update records the new inputs)", lock.Path(o.Recipe), strings.Join(drift, "; "))
 	}
 	pl, err := plan.Make(r, in.Pinned, o.Output)
 	if err != nil {
 		return nil, err
 	}
-	return &Planned{Recipe: r, Plan: pl, Inputs: in}, nil
+	return &Planned{Recipe: r, Plan: pl, Inputs: in, Lock: got, Drift: drift}, nil
+}
+
+// readLock reads the recipe's lock file as o.Lock says.
+func readLock(o Options) (*lock.File, error) {
+	if o.Lock == IgnoreLock {
+		return nil, nil
+	}
+	f, err := lock.Read(lock.Path(o.Recipe))
+	if err == nil && f == nil && o.Lock == Locked {
+		err = fmt.Errorf("--locked: %s does not exist (kiln lock %s writes it)", lock.Path(o.Recipe), o.Recipe)
+	}
+	return f, err
 }
 
 // Build executes the whole pipeline and writes the plan's outputs.

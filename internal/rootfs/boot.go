@@ -17,7 +17,6 @@ type Boot struct {
 	Bootloader    string // host path of systemd-boot's EFI binary
 }
 
-
 // FindBoot finds the one kernel, its modules and systemd-boot in the tree at root.
 func FindBoot(root string) (Boot, error) {
 	kernels, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))

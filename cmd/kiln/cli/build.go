@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-dev/kiln/images/oci"
-	"github.com/kiln-dev/kiln/internal/pipeline"
 	"github.com/kiln-dev/kiln/internal/exitcode"
+	"github.com/kiln-dev/kiln/internal/pipeline"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -21,12 +21,14 @@ type buildFlags struct {
 	mirrorFiles []string
 	cacheDir    string
 	workDir     string
+	locked      bool
 }
 
 func (f *buildFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.output, "out", "o", "", "output image path (default out/<name>.raw)")
 	f.registerMirrors(cmd)
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "image cache (default $XDG_CACHE_HOME/kiln; - for none)")
+	cmd.Flags().BoolVar(&f.locked, "locked", false, "fail if any input resolves differently from RECIPE.lock (or there is none)")
 	cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where to stage the root tree (default: /dev/shm if it has 8 GiB free, else $TMPDIR)")
 }
 
@@ -37,6 +39,9 @@ func (f *buildFlags) registerMirrors(cmd *cobra.Command) {
 
 func (f *buildFlags) options(recipePath string) (pipeline.Options, error) {
 	o := pipeline.Options{Recipe: recipePath, Output: f.output, CacheDir: f.cacheDir, WorkDir: f.workDir}
+	if f.locked {
+		o.Lock = pipeline.Locked
+	}
 	for _, file := range f.mirrorFiles {
 		ms, err := recipe.LoadMirrors(file)
 		if err != nil {
@@ -85,13 +90,13 @@ func newBuildCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o.Progress = g.progress()
+			o.Progress, o.Warn = g.progress(), g.warn
 			start := time.Now()
 			pl, err := pipeline.Build(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
-			res := map[string]any{"image": o.Output, "planID": pl.ID, "seconds": time.Since(start).Seconds()}
+			res := map[string]any{"image": o.Output, "outputs": pl.Outputs, "planID": pl.ID, "seconds": time.Since(start).Seconds()}
 			return g.emit(res, func(w io.Writer) {
 				fmt.Fprintf(w, "built %s in %.1fs\n", o.Output, time.Since(start).Seconds())
 			})

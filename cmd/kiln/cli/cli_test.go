@@ -45,6 +45,7 @@ func TestExitCodes(t *testing.T) {
 		{"missing argument", []string{"inspect"}, exitcode.Invalid, "accepts 1 arg(s), received 0"},
 		{"bad port forward", []string{"run", "x.raw", "-p", "6443"}, exitcode.Invalid, `-p "6443": want HOST:GUEST ports, e.g. 6443:6443`},
 		{"kubeconfig without the API forwarded", []string{"run", "x.raw", "--kubeconfig", "a.conf", "-p", "2222:22"}, exitcode.Invalid, `--kubeconfig: a kubeconfig for the host needs the API server's port forwarded (-p 6443:6443)`},
+		{"a report format given as the destination", []string{"plan", good, "-o", "json"}, exitcode.Invalid, `-o/--out "json" names where to write; for json results use --output json`},
 		{"bad mirror flag", []string{"plan", good, "--mirror", "registry.k8s.io"}, exitcode.Invalid, `--mirror "registry.k8s.io": want PREFIX=LOCATION`},
 		{"inspect a non-image", []string{"inspect", good}, exitcode.Failure, "reading partition table"},
 		{"unsupported Ignition section", []string{"config", "check", badIgn}, exitcode.Invalid, badIgn + ":2:23: $.storage.raid: storage.raid is not supported by kiln"},

@@ -58,7 +58,7 @@ or \kiln\config.ign on the ESP). Running again keeps DIR's secrets unless --rota
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&dir, "output-dir", "o", "", "directory for the secrets and configs (created 0700)")
+	cmd.Flags().StringVarP(&dir, "out", "o", "", "directory for the secrets and configs (created 0700)")
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "make new CAs, token and keys instead of keeping DIR's")
 	return cmd
 }

@@ -23,6 +23,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			o.Warn = g.warn
 			p, err := pipeline.MakePlan(cmd.Context(), o)
 			if err != nil {
 				return err

@@ -50,11 +50,27 @@ systemd-boot on the ESP, and a persistent var partition prepared at first boot.`
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().StringVar(&g.output, "output", "text", "output format: text or json")
+	root.PersistentFlags().StringVar(&g.output, "output", "text", "how results are reported: text or json (-o/--out is always where a verb writes)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkOut(cmd) }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.UsageError{Err: err} })
 	root.AddCommand(newBuildCmd(g), newValidateCmd(g), newPlanCmd(g), newInspectCmd(g),
-		newVersionCmd(g), newImagesCmd(g), newSchemaCmd(g), newRunCmd(g), newConfigCmd(g), newClusterCmd(g))
+		newVersionCmd(g), newLockCmd(g), newImagesCmd(g), newSchemaCmd(g), newRunCmd(g), newConfigCmd(g), newClusterCmd(g))
 	return root
+}
+
+// checkOut refuses a destination that is a report format: one convention for every verb is
+// that -o/--out names where it writes and --output how it reports, so `-o json` is a mistake
+// that would otherwise write a file named json.
+func checkOut(cmd *cobra.Command) error {
+	f := cmd.Flags().Lookup("out")
+	if f == nil || !f.Changed {
+		return nil
+	}
+	switch v := f.Value.String(); v {
+	case "json", "text":
+		return exitcode.UsageError{Err: fmt.Errorf("-o/--out %q names where to write; for %s results use --output %s", v, v, v)}
+	}
+	return nil
 }
 
 // args wraps cobra's argument checks so a wrong count is a usage error (exit 2).
@@ -92,6 +108,9 @@ func (g *globals) progress() func(string) {
 	}
 	return func(step string) { fmt.Fprintf(g.stderr, "==> %s\n", step) }
 }
+
+// warn prints a warning on stderr, whatever the output format.
+func (g *globals) warn(msg string) { fmt.Fprintf(g.stderr, "kiln: warning: %s\n", msg) }
 
 // initBinary finds kiln-init: $KILN_INIT, or next to the kiln binary.
 func initBinary() (string, error) {
