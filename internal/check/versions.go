@@ -71,23 +71,36 @@ func versions(r *recipe.Loaded, k *plan.Kubernetes, staging string, preload []oc
 }
 
 // gitVersion finds the version stamped by -X k8s.io/component-base/version.gitVersion=….
-var gitVersion = regexp.MustCompile(`-X[= ]k8s\.io/component-base/version\.gitVersion=([^\s'"]+)`)
+var gitVersion = regexp.MustCompile(`-X[= ]['"]?k8s\.io/component-base/version\.gitVersion=([^\s'"]+)`)
 
-// goVersionStamp reads the Kubernetes version a Go binary was linked with.
+// goVersionStamp reads the Kubernetes version a Go binary was built as.
 func goVersionStamp(bin io.ReaderAt) (string, error) {
 	bi, err := buildinfo.Read(bin)
 	if err != nil {
 		return "", fmt.Errorf("reading its Go build information: %w", err)
 	}
+	return kubernetesVersion(bi)
+}
+
+// kubernetesVersion is the version in a Kubernetes program's build information: the
+// -X …/version.gitVersion link setting where Go recorded it (it leaves -ldflags out of
+// -trimpath builds), or else the version of the k8s.io/component-base module it was built
+// with, whose v0.Y.Z is Kubernetes' v1.Y.Z.
+func kubernetesVersion(bi *buildinfo.BuildInfo) (string, error) {
 	for _, s := range bi.Settings {
-		if s.Key != "-ldflags" {
-			continue
-		}
-		if m := gitVersion.FindStringSubmatch(s.Value); m != nil {
+		if m := gitVersion.FindStringSubmatch(s.Value); s.Key == "-ldflags" && m != nil {
 			return m[1], nil
 		}
 	}
-	return "", fmt.Errorf("its build information does not say its version (no -X k8s.io/component-base/version.gitVersion link setting)")
+	for _, d := range bi.Deps {
+		if d.Replace != nil {
+			d = d.Replace
+		}
+		if rest, ok := strings.CutPrefix(d.Version, "v0."); ok && d.Path == "k8s.io/component-base" {
+			return "v1." + rest, nil
+		}
+	}
+	return "", fmt.Errorf("its build information does not say its version (no -X k8s.io/component-base/version.gitVersion link setting, no k8s.io/component-base release among its modules)")
 }
 
 func controlPlaneCommand(ref string) (string, bool) {

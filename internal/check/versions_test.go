@@ -1,9 +1,11 @@
 package check
 
 import (
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -93,6 +95,29 @@ kubernetes:
 			}
 			if e, ok := err.(interface{ Invalid() bool }); !ok || !e.Invalid() {
 				t.Errorf("versions() = %T, want an invalid-input error (exit 2)", err)
+			}
+		})
+	}
+}
+
+func TestKubernetesVersionFromModules(t *testing.T) {
+	dep := func(path, version string) *debug.Module { return &debug.Module{Path: path, Version: version} }
+	tests := []struct {
+		name string
+		bi   buildinfo.BuildInfo
+		want string // "" for an error
+	}{
+		{"link setting", buildinfo.BuildInfo{Settings: []debug.BuildSetting{{Key: "-ldflags", Value: "-s -X 'k8s.io/component-base/version.gitVersion=v1.37.1' -X x.y=z"}}}, "v1.37.1"},
+		{"component-base release (a -trimpath build)", buildinfo.BuildInfo{Deps: []*debug.Module{dep("k8s.io/api", "v0.36.0"), dep("k8s.io/component-base", "v0.37.1")}}, "v1.37.1"},
+		{"replaced component-base", buildinfo.BuildInfo{Deps: []*debug.Module{{Path: "k8s.io/component-base", Version: "v0.0.0", Replace: dep("k8s.io/component-base", "v0.36.4")}}}, "v1.36.4"},
+		{"a staging directory says nothing", buildinfo.BuildInfo{Deps: []*debug.Module{{Path: "k8s.io/component-base", Version: "v0.0.0", Replace: &debug.Module{Path: "./staging/src/k8s.io/component-base"}}}}, ""},
+		{"no Kubernetes at all", buildinfo.BuildInfo{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := kubernetesVersion(&tt.bi)
+			if got != tt.want || (err != nil) != (tt.want == "") {
+				t.Errorf("kubernetesVersion() = %q, %v; want %q", got, err, tt.want)
 			}
 		})
 	}

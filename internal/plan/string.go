@@ -30,10 +30,15 @@ func (pl Plan) String() string {
 		switch {
 		case f.Link != "":
 			src = "symlink to " + f.Link
+		case f.Made != "":
+			src = "made by the build: " + f.Made
 		case src == "":
 			src = "inline"
 		}
-		fmt.Fprintf(&b, "  %04o %d:%d %s  (%s, sha256:%s)\n", f.Mode, f.UID, f.GID, f.Path, src, short(f.SHA256))
+		if f.SHA256 != "" {
+			src += ", sha256:" + short(f.SHA256)
+		}
+		fmt.Fprintf(&b, "  %04o %d:%d %s  (%s)\n", f.Mode, f.UID, f.GID, f.Path, src)
 	}
 	fmt.Fprintf(&b, "\ninitramfs: kiln-init, modules %s; drivers %s (with their dependencies)\n",
 		strings.Join(pl.Initrd.Modules, " "), strings.Join(pl.Initrd.Drivers, " "))
