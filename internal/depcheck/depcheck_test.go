@@ -28,14 +28,13 @@ func TestImportRules(t *testing.T) {
 		pkg       string
 		forbidden []string
 	}{
-		{"internal/recipe", []string{"internal/plan", "images", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
-		{"internal/plan", []string{"images", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
-		{"images", []string{"internal/plan", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
-		{"internal/rootfs", []string{"images", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
-		{"initrd", []string{"images", "internal/rootfs", "internal/disk", "internal/build", "cmd/kiln/cli"}},
-		{"internal/disk", []string{"images", "internal/rootfs", "initrd", "internal/build", "cmd/kiln/cli"}},
+		{"internal/plan", []string{"images/oci", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
+		{"images/oci", []string{"internal/plan", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
+		{"internal/rootfs", []string{"images/oci", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
+		{"initrd", []string{"images/oci", "internal/rootfs", "internal/disk", "internal/build", "cmd/kiln/cli"}},
+		{"internal/disk", []string{"images/oci", "internal/rootfs", "initrd", "internal/build", "cmd/kiln/cli"}},
 		{"internal/build", []string{"cmd/kiln/cli"}},
-		{"initrd/cmd/init", []string{"images", "internal/recipe", "internal/plan", "internal/build", "cmd/kiln/cli"}},
+		{"initrd/cmd/init", []string{"images/oci", "internal/recipe", "internal/plan", "internal/build", "cmd/kiln/cli"}},
 	}
 	for _, r := range rules {
 		d := deps(t, r.pkg)
