@@ -57,7 +57,11 @@ func MakePlan(ctx context.Context, o Options) (*Planned, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Planned{Recipe: r, Plan: plan.Make(r, pinned, o.Output), Images: imgs, Preload: preload}, nil
+	pl, err := plan.Make(r, pinned, o.Output)
+	if err != nil {
+		return nil, err
+	}
+	return &Planned{Recipe: r, Plan: pl, Images: imgs, Preload: preload}, nil
 }
 
 // Build executes the whole pipeline and writes the image.

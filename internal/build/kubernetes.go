@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/kiln-dev/kiln/images/oci"
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
@@ -38,7 +39,7 @@ func pinPreload(ctx context.Context, rv *oci.Resolver, r *recipe.Loaded) ([]oci.
 	var res []oci.Resolved
 	var inputs []plan.Input
 	var errs recipe.Errors
-	for _, s := range plan.PreloadImages(*k, r.Recipe.Images) {
+	for _, s := range kubenode.PreloadImages(*k, r.Recipe.Images) {
 		got, err := rv.Resolve(ctx, s)
 		if err != nil {
 			field := "kubernetes.version"
@@ -69,7 +70,7 @@ func writePreload(work, staging string, imgs []oci.Resolved, epoch time.Time) er
 			return fmt.Errorf("preloading %s: %w", r.Ref, err)
 		}
 	}
-	archive := filepath.Join(staging, plan.PreloadArchive)
+	archive := filepath.Join(staging, kubenode.PreloadArchive)
 	if err := os.MkdirAll(filepath.Dir(archive), 0o755); err != nil {
 		return err
 	}
@@ -80,12 +81,12 @@ func writePreload(work, staging string, imgs []oci.Resolved, epoch time.Time) er
 	h := sha256.New()
 	if err := tarTree(io.MultiWriter(f, h), dir, epoch); err != nil {
 		f.Close()
-		return fmt.Errorf("writing %s: %w", plan.PreloadArchive, err)
+		return fmt.Errorf("writing %s: %w", kubenode.PreloadArchive, err)
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(staging, plan.PreloadDigestFile), []byte(hex.EncodeToString(h.Sum(nil))+"\n"), 0o644)
+	return os.WriteFile(filepath.Join(staging, kubenode.PreloadDigestFile), []byte(hex.EncodeToString(h.Sum(nil))+"\n"), 0o644)
 }
 
 // tarTree writes dir as a tar stream: sorted, root-owned, every time set to epoch.

@@ -28,6 +28,8 @@ func TestImportRules(t *testing.T) {
 		pkg       string
 		forbidden []string
 	}{
+		{"internal/recipe", []string{"internal/kubenode", "internal/plan", "images/oci", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
+		{"internal/kubenode", []string{"internal/plan", "images/oci", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
 		{"internal/plan", []string{"images/oci", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
 		{"images/oci", []string{"internal/plan", "internal/rootfs", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},
 		{"internal/rootfs", []string{"images/oci", "initrd", "internal/disk", "internal/build", "cmd/kiln/cli"}},

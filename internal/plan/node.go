@@ -8,11 +8,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
-
-// DefaultSandboxImage is the pause image containerd and kubelet use; the supply preloads it.
-const DefaultSandboxImage = "registry.k8s.io/pause:3.10.2"
 
 // nodeFiles turns the recipe's node section into files: modules-load.d, sysctl.d, the swap
 // mask, hostname and hosts, containerd's configuration and its registry mirrors.
@@ -78,7 +76,7 @@ func hosts(n recipe.Node) string {
 func containerdConfig(cr recipe.ContainerRuntime) string {
 	sandbox := cr.SandboxImage
 	if sandbox == "" {
-		sandbox = DefaultSandboxImage
+		sandbox = kubenode.DefaultSandboxImage
 	}
 	return fmt.Sprintf(`# Written by kiln from the recipe's node.containerRuntime.
 version = 3

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -111,12 +112,22 @@ type Pinned struct {
 }
 
 // Make builds the plan for r with its pinned inputs, writing to output.
-func Make(r *recipe.Loaded, p Pinned, output string) Plan {
+func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	node := r.Recipe.Node
 	var k8sFiles []File
 	if k := r.Recipe.Kubernetes; k != nil {
-		node = kubernetesNode(node, KubernetesDefaults(*k))
-		k8sFiles, _ = kubernetesFiles(*k) // its only error is YAML marshalling of plain maps
+		node = kubenode.Node(node, *k)
+		fs, err := kubenode.Files(*k)
+		if err != nil {
+			return Plan{}, err
+		}
+		for _, f := range fs {
+			if f.Link != "" {
+				k8sFiles = append(k8sFiles, File{Path: f.Path, Mode: f.Mode, Link: f.Link})
+			} else {
+				k8sFiles = append(k8sFiles, inline(f.Path, f.Mode, string(f.Content)))
+			}
+		}
 	}
 	pl := Plan{
 		Name:            r.Recipe.Metadata.Name,
@@ -134,7 +145,7 @@ func Make(r *recipe.Loaded, p Pinned, output string) Plan {
 	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
 	pl.Outputs = outputs(r.Recipe.Outputs, output)
-	return pl
+	return pl, nil
 }
 
 func (pl Plan) inputDigest() string {

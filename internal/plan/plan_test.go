@@ -7,6 +7,16 @@ import (
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
+// mustMake is Make's plan for l, failing the test on an error.
+func mustMake(t *testing.T, l *recipe.Loaded, p Pinned, output string) Plan {
+	t.Helper()
+	pl, err := Make(l, p, output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
 func loaded(disk recipe.Disk, cmdline ...string) *recipe.Loaded {
 	return &recipe.Loaded{File: "r.yaml", SHA256: "abc", Recipe: recipe.Recipe{
 		Metadata: recipe.Metadata{Name: "n"}, Base: "a/b:1", Disk: disk, Kernel: recipe.Kernel{Cmdline: cmdline},
@@ -14,7 +24,7 @@ func loaded(disk recipe.Disk, cmdline ...string) *recipe.Loaded {
 }
 
 func TestLayoutIsAlignedAndFillsTheDisk(t *testing.T) {
-	pl := Make(loaded(recipe.Disk{Size: "3GiB", Root: "1GiB"}), Pinned{InitSHA256: "i"}, "out.raw")
+	pl := mustMake(t, loaded(recipe.Disk{Size: "3GiB", Root: "1GiB"}), Pinned{InitSHA256: "i"}, "out.raw")
 	want := []struct {
 		label string
 		start int64
@@ -32,9 +42,9 @@ func TestLayoutIsAlignedAndFillsTheDisk(t *testing.T) {
 }
 
 func TestGUIDsFollowTheInputs(t *testing.T) {
-	a := Make(loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:1"}}}, "x")
-	b := Make(loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:1"}}}, "y")
-	c := Make(loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:2"}}}, "x")
+	a := mustMake(t, loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:1"}}}, "x")
+	b := mustMake(t, loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:1"}}}, "y")
+	c := mustMake(t, loaded(recipe.Disk{}), Pinned{InitSHA256: "i", Images: []Input{{Role: "base", Digest: "sha256:2"}}}, "x")
 	if a.DiskGUID != b.DiskGUID || a.Partitions[1].GUID != b.Partitions[1].GUID {
 		t.Errorf("same inputs gave different GUIDs: %s %s", a.DiskGUID, b.DiskGUID)
 	}
@@ -47,7 +57,7 @@ func TestGUIDsFollowTheInputs(t *testing.T) {
 }
 
 func TestCmdline(t *testing.T) {
-	pl := Make(loaded(recipe.Disk{}, "quiet", "foo=bar"), Pinned{}, "x")
+	pl := mustMake(t, loaded(recipe.Disk{}, "quiet", "foo=bar"), Pinned{}, "x")
 	if !strings.HasPrefix(pl.Cmdline, "console=tty0 console=ttyS0,115200 ro") || !strings.HasSuffix(pl.Cmdline, "kiln.root=root-a quiet foo=bar") {
 		t.Errorf("Cmdline = %q", pl.Cmdline)
 	}
