@@ -50,10 +50,12 @@ if [ "$(cat "$state/preloaded" 2>/dev/null || true)" != "$want" ]; then
 	echo "$want" > "$state/preloaded"
 fi
 say "images preloaded ($(ctr -n k8s.io images ls -q | grep -vc '^sha256:') images)"
+{{- if eq .Role "control-plane"}}
 
-etcd_up= api_up=
+etcd_up='' api_up=''
 healthy_etcd() { curl -sf http://127.0.0.1:2381/health | grep -q '"health":"true"'; }
 ready_api() { curl -ksf https://127.0.0.1:6443/readyz | grep -qx ok; }
+{{- end}}
 
 if [ -f {{.KubeadmJoinPath}} ]; then
 	# This node joins a cluster (its per-node config says how).
@@ -131,6 +133,6 @@ say "CNI applied (flannel)"
 fi
 {{- end}}
 
-node=$(hostname | tr 'A-Z' 'a-z')
+node=$(hostname | tr '[:upper:]' '[:lower:]')
 [ -f "$KUBECONFIG" ] || KUBECONFIG=/etc/kubernetes/kubelet.conf # a worker may read its own node
 wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && say "node Ready"
