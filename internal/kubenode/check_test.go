@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -26,15 +25,6 @@ func tool(t *testing.T, name, pkg string) string {
 		t.Skipf("%s is not installed: apt-get install %s (make test-deps installs it)", name, pkg)
 	}
 	return p
-}
-
-func variantNames() []string {
-	var names []string
-	for v := range variants {
-		names = append(names, v)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // TestNodeUpScript: the first-boot program of every variant is valid sh and clean under

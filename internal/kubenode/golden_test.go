@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,12 +32,19 @@ var variants = map[string]recipe.Kubernetes{
 		KubeletConfiguration: map[string]any{"maxPods": 50, "failSwapOn": false}},
 }
 
+// variantNames are the variants' names, sorted.
+func variantNames() []string {
+	names := slices.Collect(maps.Keys(variants))
+	slices.Sort(names)
+	return names
+}
+
 // clusterNode is what `kiln cluster init` gives a control plane of a cluster with several
 // control planes and workers.
 var clusterNode = NodeIdentity{Name: "cp1", IP: "10.10.0.10", Endpoint: "10.10.0.10:6443", Token: "abcdef.0123456789abcdef",
 	CertificateKey: strings.Repeat("ab", 32), CAHash: "sha256:" + strings.Repeat("0", 64), HA: true, Tainted: true}
 
-// files returns Files of the variant named, by path.
+// files are Files of the variant named, as a list and by path.
 func files(t *testing.T, variant string) ([]File, map[string]File) {
 	t.Helper()
 	k, ok := variants[variant]
@@ -109,7 +118,7 @@ func goldens() []golden {
 		p := KubeadmPatchesDir + "/" + c + "+strategic.yaml"
 		gs = append(gs, golden{"kubeadm patch " + c, filepath.Base(p), in("control-plane", p)})
 	}
-	for v := range variants {
+	for _, v := range variantNames() {
 		gs = append(gs, golden{"kubeadm init " + v, "kubeadm-init." + v, in(v, KubeadmConfigPath)},
 			golden{"files " + v, "files." + v, func(t *testing.T) (string, error) { fs, _ := files(t, v); return listing(fs), nil }})
 	}

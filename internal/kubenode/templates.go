@@ -12,7 +12,8 @@ import (
 )
 
 // Every file in files/ is a text/template named by its base name. A line that holds only an
-// action starts it with "{{-", so that the line vanishes from the output as if deleted.
+// action starts it with "{{-", so that the line vanishes from the output as if deleted; as that
+// also trims the blank lines before it, a blank line that must stay goes after such a line.
 //
 //go:embed files
 var filesFS embed.FS

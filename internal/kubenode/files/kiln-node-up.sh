@@ -51,6 +51,7 @@ if [ "$(cat "$state/preloaded" 2>/dev/null || true)" != "$want" ]; then
 fi
 say "images preloaded ($(ctr -n k8s.io images ls -q | grep -vc '^sha256:') images)"
 {{- if eq .Role "control-plane"}}
+{{- /* A control plane, initialised or joined, waits for its etcd and API server. */}}
 
 etcd_up='' api_up=''
 healthy_etcd() { curl -sf http://127.0.0.1:2381/health | grep -q '"health":"true"'; }
