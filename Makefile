@@ -11,7 +11,7 @@ MIRRORS := --mirrors recipes/mirrors.yaml
 
 # Debian packages kiln's build and tests use.
 BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap
-TEST_DEPS := qemu-system-x86 qemu-utils ovmf time
+TEST_DEPS := qemu-system-x86 qemu-utils ovmf time shellcheck systemd
 
 .PHONY: all kiln deps test-deps supply-deps base supply image worker minimal test test-controlplane bench clean
 all: kiln

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kiln-dev/kiln/images/oci"
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
@@ -220,19 +221,19 @@ func TestLayoutHoldsWhatKubeadmAsksFor(t *testing.T) {
 	}
 }
 
-// TestPlanAgreesWithSupply: the image tags the plan writes into kubeadm's configuration and
+// TestKubenodeAgreesWithSupply: the image tags kubenode writes into kubeadm's configuration and
 // preloads are the ones this supply builds.
-func TestPlanAgreesWithSupply(t *testing.T) {
+func TestKubenodeAgreesWithSupply(t *testing.T) {
 	pairs := [][2]string{
-		{plan.EtcdImageTag, EtcdImageTag},
-		{plan.CoreDNSImageTag, CoreDNSVersion},
-		{plan.FlannelImage, FlannelRegistry + "/flannel:" + FlannelVersion},
-		{plan.FlannelCNIImage, FlannelRegistry + "/flannel-cni-plugin:" + FlannelCNIVersion},
-		{plan.DefaultSandboxImage, K8sRegistry + "/pause:" + PauseVersion},
+		{kubenode.EtcdImageTag, EtcdImageTag},
+		{kubenode.CoreDNSImageTag, CoreDNSVersion},
+		{kubenode.FlannelImage, FlannelRegistry + "/flannel:" + FlannelVersion},
+		{kubenode.FlannelCNIImage, FlannelRegistry + "/flannel-cni-plugin:" + FlannelCNIVersion},
+		{kubenode.DefaultSandboxImage, K8sRegistry + "/pause:" + PauseVersion},
 	}
 	for _, p := range pairs {
 		if p[0] != p[1] {
-			t.Errorf("plan says %s, the supply builds %s", p[0], p[1])
+			t.Errorf("kubenode says %s, the supply builds %s", p[0], p[1])
 		}
 	}
 }
@@ -248,7 +249,7 @@ func TestKubeadmAcceptsKilnConfig(t *testing.T) {
 	}
 	cfg := filepath.Join(t.TempDir(), "kubeadm.yaml")
 	for _, f := range pl.Files {
-		if f.Path == plan.KubeadmConfigPath {
+		if f.Path == kubenode.KubeadmConfigPath {
 			os.WriteFile(cfg, f.Inline, 0o644)
 		}
 	}
@@ -257,17 +258,17 @@ func TestKubeadmAcceptsKilnConfig(t *testing.T) {
 		t.Errorf("kubeadm config validate: %v\n%s", err, out)
 	}
 	// What `kiln cluster init` gives the first control plane, a worker and an extra control plane.
-	id := plan.NodeIdentity{Name: "cp1", IP: "10.10.0.10", Endpoint: "10.10.0.10:6443", Token: "abcdef.0123456789abcdef",
+	id := kubenode.NodeIdentity{Name: "cp1", IP: "10.10.0.10", Endpoint: "10.10.0.10:6443", Token: "abcdef.0123456789abcdef",
 		CertificateKey: strings.Repeat("ab", 32), CAHash: "sha256:" + strings.Repeat("0", 64), HA: true}
-	initCfg, err := plan.KubeadmInitConfig(*l.Recipe.Kubernetes, id)
+	initCfg, err := kubenode.KubeadmInitConfig(*l.Recipe.Kubernetes, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker, _ := plan.KubeadmJoinConfig(id, false)
-	extra, _ := plan.KubeadmJoinConfig(id, true)
+	worker, _ := kubenode.KubeadmJoinConfig(id, false)
+	extra, _ := kubenode.KubeadmJoinConfig(id, true)
 	service := *l.Recipe.Kubernetes
 	service.Etcd.Mode = "service"
-	serviceCfg, _ := plan.KubeadmInitConfig(service, plan.NodeIdentity{})
+	serviceCfg, _ := kubenode.KubeadmInitConfig(service, kubenode.NodeIdentity{})
 	for name, c := range map[string]string{"init": initCfg, "worker join": worker, "control-plane join": extra, "etcd service": serviceCfg} {
 		os.WriteFile(cfg, []byte(c), 0o644)
 		if out, err := exec.Command(binary(t, "kubernetes", "kubeadm"), "config", "validate", "--config", cfg).CombinedOutput(); err != nil {

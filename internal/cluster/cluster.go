@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 
-	"github.com/kiln-dev/kiln/internal/plan"
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -161,7 +161,7 @@ func checkRecipe(d *recipe.Document, c Cluster, role string, r *recipe.Loaded) {
 	if k.Version != c.KubernetesVersion {
 		d.Add("kubernetesVersion", "%s, but the %s recipe %s builds Kubernetes %s", c.KubernetesVersion, role, r.File, k.Version)
 	}
-	if got := plan.KubernetesDefaults(*k).Role; got != role {
+	if got := kubenode.Defaults(*k).Role; got != role {
 		d.Add("recipes."+role, "%s builds a %s node, not a %s", r.File, got, role)
 	}
 	if cps := c.ControlPlanes(); role == "control-plane" && k.Etcd.Mode == "service" && cps > 1 {

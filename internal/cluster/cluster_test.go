@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/nodeconfig"
-	"github.com/kiln-dev/kiln/internal/plan"
 )
 
 const recipeCP = `apiVersion: kiln.dev/v1alpha1
@@ -110,15 +110,15 @@ func TestInit(t *testing.T) {
 		return m
 	}
 	cp, w := files("cp1"), files("w1")
-	if !strings.Contains(cp["/etc/kubernetes/pki/ca.key"], "PRIVATE KEY") || !strings.Contains(cp[plan.KubeadmConfigPath], "advertiseAddress: 10.10.0.10") {
+	if !strings.Contains(cp["/etc/kubernetes/pki/ca.key"], "PRIVATE KEY") || !strings.Contains(cp[kubenode.KubeadmConfigPath], "advertiseAddress: 10.10.0.10") {
 		t.Errorf("cp1's config lacks the CA key or its init configuration")
 	}
 	for _, want := range []string{"certificateKey: ", "token: ", "value: 10.10.0.10", "name: cp1", "controlPlaneEndpoint: 10.10.0.10:6443", "name: leader-elect"} {
-		if !strings.Contains(cp[plan.KubeadmConfigPath], want) {
+		if !strings.Contains(cp[kubenode.KubeadmConfigPath], want) {
 			t.Errorf("cp1's kubeadm config lacks %q", want)
 		}
 	}
-	if strings.Contains(cp[plan.KubeadmConfigPath], "taints: []") {
+	if strings.Contains(cp[kubenode.KubeadmConfigPath], "taints: []") {
 		t.Error("with a worker in the cluster, the control plane lost its NoSchedule taint")
 	}
 	for p, c := range w {
@@ -126,7 +126,7 @@ func TestInit(t *testing.T) {
 			t.Errorf("the worker's config carries a private key in %s", p)
 		}
 	}
-	join := w[plan.KubeadmJoinPath]
+	join := w[kubenode.KubeadmJoinPath]
 	for _, want := range []string{"apiServerEndpoint: 10.10.0.10:6443", out.CAHash, "name: w1", "value: 10.10.0.11"} {
 		if !strings.Contains(join, want) {
 			t.Errorf("w1's join config lacks %q:\n%s", want, join)

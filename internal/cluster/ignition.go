@@ -9,7 +9,7 @@ import (
 
 	"github.com/coreos/ignition/v2/config/v3_5/types"
 
-	"github.com/kiln-dev/kiln/internal/plan"
+	"github.com/kiln-dev/kiln/internal/kubenode"
 )
 
 // NodeConfig is the Ignition config that makes a machine booted from its role's image node n:
@@ -23,7 +23,7 @@ func (l *Loaded) NodeConfig(s *Secrets, n Node) ([]byte, error) {
 		return nil, err
 	}
 	cps := c.ControlPlanes()
-	id := plan.NodeIdentity{Name: n.Name, IP: n.IP(), Endpoint: c.Endpoint(), Token: s.Token, CertificateKey: s.CertificateKey,
+	id := kubenode.NodeIdentity{Name: n.Name, IP: n.IP(), Endpoint: c.Endpoint(), Token: s.Token, CertificateKey: s.CertificateKey,
 		CAHash: hash, HA: cps > 1, Tainted: cps < len(c.Nodes)}
 	files := map[string]fileSpec{
 		"/etc/hostname": {data: n.Name + "\n", mode: 0o644},
@@ -38,17 +38,17 @@ func (l *Loaded) NodeConfig(s *Secrets, n Node) ([]byte, error) {
 			}
 			files["/etc/kubernetes/"+name] = fileSpec{data: string(data), mode: mode}
 		}
-		cfg, err := plan.KubeadmInitConfig(*l.Recipes["control-plane"].Recipe.Kubernetes, id)
+		cfg, err := kubenode.KubeadmInitConfig(*l.Recipes["control-plane"].Recipe.Kubernetes, id)
 		if err != nil {
 			return nil, err
 		}
-		files[plan.KubeadmConfigPath] = fileSpec{data: cfg, mode: 0o600}
+		files[kubenode.KubeadmConfigPath] = fileSpec{data: cfg, mode: 0o600}
 	default:
-		cfg, err := plan.KubeadmJoinConfig(id, n.Role == "control-plane")
+		cfg, err := kubenode.KubeadmJoinConfig(id, n.Role == "control-plane")
 		if err != nil {
 			return nil, err
 		}
-		files[plan.KubeadmJoinPath] = fileSpec{data: cfg, mode: 0o600}
+		files[kubenode.KubeadmJoinPath] = fileSpec{data: cfg, mode: 0o600}
 	}
 	return ignitionFiles(files)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/internal/lock"
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
@@ -24,7 +25,7 @@ func pinPreload(ctx context.Context, rv *oci.Resolver, lk *lock.File, r *recipe.
 	var res []oci.Resolved
 	var inputs []plan.Input
 	var errs recipe.Errors
-	for _, s := range plan.PreloadImages(*k, r.Recipe.Images) {
+	for _, s := range kubenode.PreloadImages(*k, r.Recipe.Images) {
 		got, err := resolve(ctx, rv, lk, "preload", s, s)
 		if err != nil {
 			field := "kubernetes.version"

@@ -7,11 +7,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
-
-// DefaultSandboxImage is the pause image containerd and kubelet use; the supply preloads it.
-const DefaultSandboxImage = "registry.k8s.io/pause:3.10.2"
 
 // nodeFiles turns the recipe's node section into files: modules-load.d, sysctl.d, the swap
 // mask, hostname and hosts, containerd's configuration and its registry mirrors.
@@ -72,7 +70,7 @@ func hosts(n recipe.Node) string {
 func containerdConfig(cr recipe.ContainerRuntime) string {
 	sandbox := cr.SandboxImage
 	if sandbox == "" {
-		sandbox = DefaultSandboxImage
+		sandbox = kubenode.DefaultSandboxImage
 	}
 	return fmt.Sprintf(`# Written by kiln from the recipe's node.containerRuntime.
 version = 3

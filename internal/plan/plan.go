@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -70,14 +71,14 @@ const (
 	MadePreloadDigest  = "preload-digest"  // the sha256 of that archive
 )
 
-// Makes says whether the plan has a file made as what.
-func (pl Plan) Makes(what string) bool {
+// MadePath is the path of the plan's file made as what, or "" when it has none.
+func (pl Plan) MadePath(what string) string {
 	for _, f := range pl.Files {
 		if f.Made == what {
-			return true
+			return f.Path
 		}
 	}
-	return false
+	return ""
 }
 
 // Partition is one GPT entry. Start and Size are in bytes.
@@ -143,19 +144,25 @@ type Pinned struct {
 func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	eff := r.Recipe.Node
 	if k := r.Recipe.Kubernetes; k != nil {
-		eff = kubernetesNode(eff, KubernetesDefaults(*k))
+		eff = kubenode.Node(eff, *k)
 	}
 	files := nodeFiles(eff)
 	var k8s *Kubernetes
 	if k := r.Recipe.Kubernetes; k != nil {
-		kf, err := kubernetesFiles(*k)
+		fs, err := kubenode.Files(*k)
 		if err != nil {
 			return Plan{}, err
 		}
-		files = append(files, kf...)
-		files = append(files, File{Path: PreloadArchive, Mode: 0o644, Made: MadePreloadArchive},
-			File{Path: PreloadDigestFile, Mode: 0o644, Made: MadePreloadDigest})
-		d := KubernetesDefaults(*k)
+		for _, f := range fs {
+			if f.Link != "" {
+				files = append(files, File{Path: f.Path, Mode: f.Mode, Link: f.Link})
+			} else {
+				files = append(files, inline(f.Path, f.Mode, string(f.Content)))
+			}
+		}
+		files = append(files, File{Path: kubenode.PreloadArchive, Mode: 0o644, Made: MadePreloadArchive},
+			File{Path: kubenode.PreloadDigestFile, Mode: 0o644, Made: MadePreloadDigest})
+		d := kubenode.Defaults(*k)
 		k8s = &Kubernetes{Version: d.Version, Role: d.Role, EtcdMode: d.Etcd.Mode}
 	}
 	pl := Plan{

@@ -7,6 +7,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
+// mustMake is Make's plan for l, failing the test on an error.
 func loaded(disk recipe.Disk, cmdline ...string) *recipe.Loaded {
 	return &recipe.Loaded{File: "r.yaml", SHA256: "abc", Recipe: recipe.Recipe{
 		Metadata: recipe.Metadata{Name: "n"}, Base: "a/b:1", Disk: disk, Kernel: recipe.Kernel{Cmdline: cmdline},

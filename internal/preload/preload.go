@@ -23,7 +23,8 @@ import (
 // its digest next to it, where the plan's files made by this stage say (none when the plan
 // preloads nothing). work is a scratch directory.
 func Write(pl plan.Plan, work, staging string, imgs []oci.Resolved) error {
-	if !pl.Makes(plan.MadePreloadArchive) {
+	archivePath, digestPath := pl.MadePath(plan.MadePreloadArchive), pl.MadePath(plan.MadePreloadDigest)
+	if archivePath == "" {
 		return nil
 	}
 	epoch := time.Unix(pl.SourceDateEpoch, 0)
@@ -33,7 +34,7 @@ func Write(pl plan.Plan, work, staging string, imgs []oci.Resolved) error {
 			return fmt.Errorf("preloading %s: %w", r.Ref, err)
 		}
 	}
-	archive := filepath.Join(staging, plan.PreloadArchive)
+	archive := filepath.Join(staging, archivePath)
 	if err := os.MkdirAll(filepath.Dir(archive), 0o755); err != nil {
 		return err
 	}
@@ -44,12 +45,12 @@ func Write(pl plan.Plan, work, staging string, imgs []oci.Resolved) error {
 	h := sha256.New()
 	if err := tarTree(io.MultiWriter(f, h), dir, epoch); err != nil {
 		f.Close()
-		return fmt.Errorf("writing %s: %w", plan.PreloadArchive, err)
+		return fmt.Errorf("writing %s: %w", archivePath, err)
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(staging, plan.PreloadDigestFile), []byte(hex.EncodeToString(h.Sum(nil))+"\n"), 0o644)
+	return os.WriteFile(filepath.Join(staging, digestPath), []byte(hex.EncodeToString(h.Sum(nil))+"\n"), 0o644)
 }
 
 // tarTree writes dir as a tar stream: sorted, root-owned, every time set to epoch.

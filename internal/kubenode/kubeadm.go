@@ -1,149 +1,13 @@
-package plan
+package kubenode
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v4"
 
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
-
-// Pinned companions of Kubernetes v1.37 that kiln's supply builds (images/supply/versions.go
-// holds the same numbers for the supply; the recipe may override through clusterConfiguration).
-const (
-	EtcdImageTag    = "3.7.3-0"
-	CoreDNSImageTag = "v1.14.6"
-	FlannelImage    = "docker.io/flannel/flannel:v0.28.10"
-	FlannelCNIImage = "docker.io/flannel/flannel-cni-plugin:v0.9.1"
-	K8sRegistry     = "registry.k8s.io"
-)
-
-// Paths of what a Kubernetes image carries.
-const (
-	KubeadmConfigPath = "/etc/kiln/kubeadm.yaml"
-	FirstBootScript   = "/usr/lib/kiln/kiln-node-up"
-	FlannelManifest   = "/usr/lib/kiln/flannel.yaml"
-	KubeadmPatchesDir = "/usr/lib/kiln/kubeadm-patches"
-	KubeadmJoinPath   = "/etc/kiln/kubeadm-join.yaml" // from the per-node config
-	EtcdUnit          = "kiln-etcd.service"           // etcd.mode: service
-	PreloadArchive    = "/usr/share/kiln/images/preload.tar"
-	PreloadDigestFile = "/usr/share/kiln/images/preload.sha256"
-	PodResolvConf     = "/var/lib/kiln/resolv.conf" // kubelet's resolvConf: pods' upstream DNS
-)
-
-// KubernetesDefaults fills the recipe's defaults.
-func KubernetesDefaults(k recipe.Kubernetes) recipe.Kubernetes {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&k.Role, "control-plane")
-	def(&k.Etcd.Mode, "static-pod")
-	def(&k.CNI, "flannel")
-	def(&k.KubeProxy.Mode, "iptables")
-	def(&k.Networking.PodSubnet, "10.244.0.0/16")
-	def(&k.Networking.ServiceSubnet, "10.96.0.0/12")
-	def(&k.Networking.DNSDomain, "cluster.local")
-	return k
-}
-
-// PreloadImages lists every image a node of k needs on disk before kubelet starts.
-func PreloadImages(k recipe.Kubernetes, extra []string) []string {
-	k = KubernetesDefaults(k)
-	imgs := []string{K8sRegistry + "/pause:3.10.2", K8sRegistry + "/kube-proxy:" + k.Version}
-	if k.Role == "control-plane" {
-		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-			imgs = append(imgs, K8sRegistry+"/"+c+":"+k.Version)
-		}
-		imgs = append(imgs, K8sRegistry+"/coredns/coredns:"+CoreDNSImageTag)
-		if k.Etcd.Mode == "static-pod" {
-			imgs = append(imgs, K8sRegistry+"/etcd:"+EtcdImageTag)
-		}
-	}
-	if k.CNI == "flannel" {
-		// flannel's CNI plugin is already in /opt/cni/bin (the containerd layer); the image that
-		// would copy it there is not needed.
-		imgs = append(imgs, FlannelImage)
-	}
-	imgs = append(imgs, extra...)
-	sort.Strings(imgs)
-	return dedup(imgs)
-}
-
-func dedup(s []string) []string {
-	var out []string
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// kubernetesFiles are the files that make the image a node: the kubeadm configuration, the
-// first-boot program and its unit, the CNI manifest, the modules and sysctls kubelet needs,
-// and the units enabled at boot.
-func kubernetesFiles(k recipe.Kubernetes) ([]File, error) {
-	k = KubernetesDefaults(k)
-	cfg, err := KubeadmInitConfig(k, NodeIdentity{})
-	if err != nil {
-		return nil, err
-	}
-	fs := []File{
-		inline(KubeadmConfigPath, 0o644, cfg),
-		inline(FirstBootScript, 0o755, nodeUpScript(k)),
-		inline("/usr/lib/systemd/system/kiln-node-up.service", 0o644, nodeUpUnit),
-		inline("/etc/systemd/system/kubelet.service.d/20-kiln.conf", 0o644, kubeletDropIn),
-	}
-	fs = append(fs, kubeadmPatches()...)
-	if k.CNI == "flannel" {
-		fs = append(fs, inline(FlannelManifest, 0o644, flannelManifest(k.Networking.PodSubnet)))
-	}
-	units := []string{"containerd.service", "kubelet.service", "kiln-node-up.service"}
-	if k.Etcd.Mode == "service" && k.Role == "control-plane" {
-		fs = append(fs, inline("/usr/lib/systemd/system/"+EtcdUnit, 0o644, etcdUnit))
-		units = append(units, EtcdUnit)
-	}
-	for _, u := range units {
-		fs = append(fs, File{Path: "/etc/systemd/system/multi-user.target.wants/" + u, Link: "/usr/lib/systemd/system/" + u, Mode: 0o777})
-	}
-	return fs, nil
-}
-
-// controlPlaneComponents are the static pods kubeadm writes on a control-plane node.
-var controlPlaneComponents = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
-
-// kubeadmPatches loosen the static pods' health probes. kubeadm's defaults give a component
-// about four minutes to start and kill it after 80 s without an answer; on a first boot on slow
-// hardware (or under emulation, where the whole control plane starts at once on two CPUs) the
-// API server needs longer, and being restarted midway only makes it later. A component that
-// really fails still exits by itself and is restarted by kubelet.
-func kubeadmPatches() []File {
-	var fs []File
-	for _, c := range controlPlaneComponents {
-		readiness := ""
-		if c == "kube-apiserver" {
-			// kubeadm probes readiness every second, each probe a new TLS handshake
-			readiness = "    readinessProbe:\n      periodSeconds: 10\n      timeoutSeconds: 30\n"
-		}
-		patch := fmt.Sprintf(`# Written by kiln: patience for slow first boots.
-spec:
-  containers:
-  - name: %s
-    startupProbe:
-      failureThreshold: 180
-      timeoutSeconds: 30
-    livenessProbe:
-      failureThreshold: 30
-      timeoutSeconds: 30
-%s`, c, readiness)
-		fs = append(fs, inline(KubeadmPatchesDir+"/"+c+"+strategic.yaml", 0o644, patch))
-	}
-	return fs
-}
 
 // NodeIdentity is what makes one machine of a cluster this node. `kiln cluster init` fills it
 // and delivers the resulting kubeadm configuration in the node's Ignition config; the zero
@@ -162,7 +26,7 @@ type NodeIdentity struct {
 // KubeletConfiguration and KubeProxyConfiguration for k, with the recipe's passthrough fields
 // merged in, for the node that initialises the cluster.
 func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
-	k = KubernetesDefaults(k)
+	k = Defaults(k)
 	cluster := map[string]any{
 		"apiVersion":        "kubeadm.k8s.io/v1beta4",
 		"kind":              "ClusterConfiguration",
@@ -312,35 +176,4 @@ func merge(base, over map[string]any) {
 		}
 		base[k] = v
 	}
-}
-
-// kubernetesNode adds what kubelet and kube-proxy need to the node settings: swap off, the
-// overlay and br_netfilter modules (ip_vs ones for ipvs), bridged traffic through iptables and
-// IP forwarding, and containerd with the systemd cgroup driver.
-func kubernetesNode(n recipe.Node, k recipe.Kubernetes) recipe.Node {
-	n.Swap = "off"
-	mods := []string{"overlay", "br_netfilter"}
-	if k.KubeProxy.Mode == "ipvs" {
-		mods = append(mods, "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack")
-	}
-	have := map[string]bool{}
-	for _, m := range n.Modules {
-		have[m] = true
-	}
-	n.Modules = append([]string{}, n.Modules...)
-	for _, m := range mods {
-		if !have[m] {
-			n.Modules = append(n.Modules, m)
-		}
-	}
-	sysctls := map[string]recipe.Scalar{"net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1",
-		"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1", "net.ipv6.conf.default.forwarding": "1"}
-	for key, v := range n.Sysctls {
-		sysctls[key] = v
-	}
-	n.Sysctls = sysctls
-	if n.ContainerRuntime.CgroupDriver == "" {
-		n.ContainerRuntime.CgroupDriver = "systemd"
-	}
-	return n
 }

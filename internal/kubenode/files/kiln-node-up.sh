@@ -1,0 +1,139 @@
+{{/*
+The first-boot program, /usr/lib/kiln/kiln-node-up, for every role, etcd mode and CNI. Every
+step checks before it acts, so a power cut at any point converges at the next boot, and nothing
+is ever reset once kubeadm init has finished (the marker /var/lib/kiln/init-done).
+*/ -}}
+#!/bin/sh
+# Written by kiln: brings this node into its cluster at every boot, idempotently.
+set -eu
+export KUBECONFIG=/etc/kubernetes/admin.conf
+state=/var/lib/kiln
+mkdir -p "$state"
+# Milestones go to the journal and straight to the console, whatever the kernel's console level.
+say() { echo "kiln: $*"; echo "kiln: $*" > /dev/console 2>/dev/null || true; }
+wait_for() { # seconds command...
+	n=$1; shift
+	until "$@" >/dev/null 2>&1; do
+		n=$((n - 1)); [ "$n" -gt 0 ] || return 1
+		sleep 1
+	done
+}
+{{- /*
+pod_resolv SRC DST writes kubelet's resolvConf (the upstream DNS of pods with dnsPolicy
+Default, CoreDNS among them) from the node's resolver (SRC, systemd-resolved's list of upstream
+servers). On a network that gives the node no DNS server (air-gapped, or a static address
+without DNS) that list is empty, and CoreDNS refuses to start ("no valid upstream addresses
+found"), so the cluster has no DNS even for its own names. Then the node's own address stands
+in: nothing on the node answers DNS on it, so a query for an outside name fails at once, no
+packet leaves the node, and CoreDNS serves the cluster's names. It is rewritten at every boot,
+when the network may have changed.
+*/}}
+{{- block "pod-resolv" .}}
+
+pod_resolv() { # SRC DST
+	if grep -qs '^nameserver' "$1"; then
+		grep -E '^(nameserver|search|options) ' "$1" > "$2.tmp"
+	else
+		addr=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+		echo "# kiln: the node knows no DNS server; its own address stands in" > "$2.tmp"
+		[ -z "$addr" ] || echo "nameserver $addr" >> "$2.tmp"
+	fi
+	mv "$2.tmp" "$2"
+}
+{{- end}}
+pod_resolv /run/systemd/resolve/resolv.conf {{.PodResolvConf}}
+
+want=$(cat {{.PreloadDigestFile}})
+if [ "$(cat "$state/preloaded" 2>/dev/null || true)" != "$want" ]; then
+	say "importing preloaded images"
+	ctr -n k8s.io images import --all-platforms {{.PreloadArchive}} >/dev/null
+	echo "$want" > "$state/preloaded"
+fi
+say "images preloaded ($(ctr -n k8s.io images ls -q | grep -vc '^sha256:') images)"
+{{- if eq .Role "control-plane"}}
+{{- /* A control plane, initialised or joined, waits for its etcd and API server. */}}
+
+etcd_up='' api_up=''
+healthy_etcd() { curl -sf http://127.0.0.1:2381/health | grep -q '"health":"true"'; }
+ready_api() { curl -ksf https://127.0.0.1:6443/readyz | grep -qx ok; }
+{{- end}}
+
+if [ -f {{.KubeadmJoinPath}} ]; then
+	# This node joins a cluster (its per-node config says how).
+	if [ ! -f /etc/kubernetes/kubelet.conf ]; then
+		say "kubeadm join"
+		kubeadm join --config {{.KubeadmJoinPath}}
+	fi
+	say "node joined"
+else
+{{- if eq .Role "control-plane"}}
+{{- /*
+kubeadm init in two halves. The first brings up etcd and the API server alone (kubeadm's
+phases, each of which reuses what an interrupted earlier attempt left: the certificates,
+kubeconfigs and manifests); the second, once the API answers, runs the rest of kubeadm init
+(controller manager, scheduler, the cluster's objects, add-ons). Started all at once, on a small
+or emulated machine the controller manager and scheduler hammer an API server that is still
+installing its APIs with TLS handshakes that time out and are retried, and the API server's own
+post-start hooks then time out and it exits: the first boot never converges. Staged, each half
+has the machine to itself. Nothing is ever reset: a power cut or a failure anywhere re-runs the
+same steps at the next attempt.
+*/}}
+	if [ ! -f "$state/init-done" ]; then
+		if [ -f "$state/init-started" ]; then
+			say "kubeadm init (resuming an interrupted first boot)"
+		else
+			say "kubeadm init"
+			kubeadm init phase preflight --config {{.KubeadmConfigPath}}
+			touch "$state/init-started"
+		fi
+		kubeadm init phase certs all --config {{.KubeadmConfigPath}}
+		kubeadm init phase kubeconfig all --config {{.KubeadmConfigPath}}
+{{- if eq .Etcd.Mode "service"}}
+		systemctl start {{.EtcdUnit}}
+		wait_for 600 healthy_etcd
+{{- else}}
+		kubeadm init phase etcd local --config {{.KubeadmConfigPath}}
+{{- end}}
+		kubeadm init phase control-plane apiserver --config {{.KubeadmConfigPath}}
+		kubeadm init phase kubelet-start --config {{.KubeadmConfigPath}}
+		wait_for 1800 healthy_etcd || { say "etcd not healthy after 30 minutes; trying again"; exit 1; }
+		etcd_up=1 && say "etcd healthy"
+		wait_for 1800 ready_api || { say "API server not ready after 30 minutes; trying again"; exit 1; }
+		api_up=1 && say "apiserver ready"
+		say "kubeadm init: controller manager, scheduler, cluster objects"
+		upload=""
+		grep -q '^certificateKey:' {{.KubeadmConfigPath}} && upload=--upload-certs
+		kubeadm init --config {{.KubeadmConfigPath}} --skip-phases=preflight,certs,kubeconfig,etcd,control-plane/apiserver,kubelet-start --skip-token-print $upload
+		touch "$state/init-done"
+	fi
+fi
+[ -n "${etcd_up:-}" ] || { wait_for 900 healthy_etcd && say "etcd healthy"; }
+[ -n "${api_up:-}" ] || { wait_for 900 ready_api && say "apiserver ready"; }
+{{- /*
+The admin kubeconfig goes to the host that started this VM with `kiln run --kubeconfig`: only
+then does the virtio port exist.
+*/}}
+port=/dev/virtio-ports/{{.KubeconfigPort}}
+if [ -e "$port" ] && [ -f /etc/kubernetes/admin.conf ]; then
+	if { cat /etc/kubernetes/admin.conf; echo "{{.KubeconfigEnd}}"; } > "$port" 2>/dev/null; then
+		say "admin kubeconfig sent to the host"
+	fi
+fi
+{{- if eq .CNI "flannel"}}
+
+cni=$(sha256sum {{.FlannelManifest}} | cut -d' ' -f1)
+if [ "$(cat "$state/cni" 2>/dev/null || true)" != "$cni" ]; then
+	kubectl apply -f {{.FlannelManifest}} >/dev/null
+	echo "$cni" > "$state/cni"
+fi
+say "CNI applied (flannel)"
+{{- end}}
+{{- else}}
+	say "worker waiting for a join configuration ({{.KubeadmJoinPath}}, from the per-node config)"
+	exit 0
+fi
+{{- end}}
+
+node=$(hostname | tr '[:upper:]' '[:lower:]')
+[ -f "$KUBECONFIG" ] || KUBECONFIG=/etc/kubernetes/kubelet.conf # a worker may read its own node
+wait_for 1800 kubectl wait --for=condition=Ready "node/$node" --timeout=10s && say "node Ready"
