@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/testenv"
 	"github.com/kiln-dev/kiln/internal/vm"
 )
 
@@ -63,6 +64,9 @@ type Machine struct {
 // Boot starts a VM for cfg; name labels its artefacts (console.log, milestones.json) under dir.
 func Boot(t testing.TB, cfg vm.Config, dir, name string) *Machine {
 	t.Helper()
+	if err := vm.Check(); err != nil {
+		testenv.Require(t, false, err.Error())
+	}
 	dir = filepath.Join(dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
