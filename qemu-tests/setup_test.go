@@ -49,6 +49,28 @@ func artifactDir(t *testing.T) string {
 
 var builds sync.Map // recipe -> *builtImage
 
+// imageDir is the temporary directory the images built for this test binary are written to;
+// TestMain removes it.
+var imageDir struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func builtImagesDir() (string, error) {
+	imageDir.once.Do(func() { imageDir.path, imageDir.err = os.MkdirTemp("", "kiln-qemu-") })
+	return imageDir.path, imageDir.err
+}
+
+func TestMain(m *testing.M) {
+	defer func() {
+		if imageDir.path != "" {
+			os.RemoveAll(imageDir.path)
+		}
+	}()
+	m.Run()
+}
+
 type builtImage struct {
 	once sync.Once
 	path string
@@ -70,7 +92,7 @@ func buildRecipeFile(t *testing.T, name, path string) string {
 	v, _ := builds.LoadOrStore(name, &builtImage{})
 	b := v.(*builtImage)
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "kiln-qemu-")
+		dir, err := builtImagesDir()
 		if err != nil {
 			b.err = err
 			return

@@ -29,6 +29,15 @@ func Require(t testing.TB, ok bool, what string) {
 	t.Skipf("missing prerequisite: %s", what)
 }
 
+// RequireCheck stops the test unless err, from a check of prerequisites that says what is
+// missing and how to get it, is nil.
+func RequireCheck(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		Require(t, false, err.Error())
+	}
+}
+
 // RequireRoot stops the test unless it runs as root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
