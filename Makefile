@@ -1,5 +1,11 @@
-# kiln — build, image and test targets. Every target installs what it needs (apt, Go tools).
+# kiln — build, image and test targets. Every target installs what apt can give (Debian 12,
+# as root) and checks first what it cannot: Go, at least the version of go.mod's go line
+# (hack/check-go.sh says how to install it).
 SHELL := /bin/bash
+# Go installed from go.dev/dl lives in /usr/local/go; it comes before an older Go on PATH.
+ifneq ($(wildcard /usr/local/go/bin/go),)
+export PATH := /usr/local/go/bin:$(PATH)
+endif
 GO ?= go
 OUT ?= out
 BIN := $(OUT)/bin
@@ -9,19 +15,26 @@ LDFLAGS := -X github.com/kiln-dev/kiln/cmd/kiln/cli.Version=$(VERSION)
 export SOURCE_DATE_EPOCH ?= 1700000000
 MIRRORS := --mirrors recipes/mirrors.yaml
 
-# Debian packages kiln's build and tests use.
-BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap
+# Debian packages kiln's build and tests use: Go fetches modules over HTTPS (ca-certificates)
+# and stamps builds from git; kiln build reads the base's kernel with xz (xz-utils).
+PREREQ_DEPS := ca-certificates $(if $(wildcard .git),git)
+BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap xz-utils
 TEST_DEPS := qemu-system-x86 qemu-utils ovmf time shellcheck systemd
+BENCH_DEPS := time bc python3
 
-.PHONY: all kiln deps test-deps supply-deps base supply image worker minimal test test-controlplane bench clean
+.PHONY: all prereqs kiln deps test-deps supply-deps base supply image worker minimal unit test test-controlplane bench clean
 all: kiln
 
-kiln:
+prereqs:
+	@bash hack/apt-install.sh $(PREREQ_DEPS)
+	@bash hack/check-go.sh $(GO)
+
+kiln: prereqs
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kiln ./cmd/kiln
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/kiln-init ./initrd/cmd/init
 
-deps:
+deps: prereqs
 	@bash hack/apt-install.sh $(BUILD_DEPS)
 
 test-deps: deps
@@ -35,7 +48,7 @@ $(OUT)/oci/.base-stamp: images/base/mkbase.sh images/base/packages.txt | deps ki
 	rm -f $(OUT)/base.tar
 	touch $@
 
-supply-deps:
+supply-deps: prereqs
 	@bash hack/apt-install.sh gcc libc6-dev libseccomp-dev pkg-config apt
 
 # Kubernetes, etcd, containerd, runc, crictl, CNI plugins, flannel, CoreDNS and pause built from
@@ -56,6 +69,18 @@ worker: base supply kiln
 minimal: base kiln
 	$(KILN) build recipes/minimal.yaml -o $(OUT)/minimal.raw
 
+# The tests but the QEMU scenarios: go vet, gofmt and every package but qemu-tests. The supply's
+# tests (images/supply) run once make supply or make image has built it, and are skipped until
+# then (under CI=true they fail instead); the build tests need root.
+UNIT_ENV := $(if $(wildcard $(KILN)),KILN_BIN=$(abspath $(BIN))) \
+	$(if $(wildcard $(OUT)/oci/.base-stamp),KILN_OCI=$(abspath $(OUT)/oci)) \
+	$(if $(wildcard $(OUT)/supply/bin),KILN_SUPPLY=$(abspath $(OUT)/supply))
+unit: deps
+	$(GO) vet ./...
+	@bad=$$(find . \( -path ./$(OUT) -o -path ./.git \) -prune -o -name '*.go' -print | xargs -r "$$($(GO) env GOROOT)/bin/gofmt" -l); \
+	if [ -n "$$bad" ]; then printf 'not gofmt-formatted (gofmt -w FILE):\n%s\n' "$$bad" >&2; exit 1; fi
+	$(UNIT_ENV) $(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/qemu-tests$$')
+
 # Unit tests and the QEMU scenarios.
 test: test-deps base supply kiln
 	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 75m ./...
@@ -66,7 +91,7 @@ test-controlplane: test-deps base supply kiln
 	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 90m -tags controlplane -run "TestEtcdServiceMode" -v ./qemu-tests
 
 bench: base kiln
-	@bash hack/apt-install.sh time bc
+	@bash hack/apt-install.sh $(BENCH_DEPS)
 	bash hack/bench.sh
 
 clean:

@@ -150,11 +150,12 @@ func waitRun(t *testing.T, m *Machine, cmd, want string, timeout time.Duration) 
 }
 
 // hostKubectl returns a runner of the supply's kubectl on the host with kubeconfig, against
-// server when it is not "" (the API server's certificate names 127.0.0.1).
+// server when it is not "" (the API server's certificate names 127.0.0.1). Its cache goes
+// beside kubeconfig (a test's temporary directory), not under $HOME.
 func hostKubectl(kubeconfig, server string) func(stdin string, args ...string) (string, error) {
 	return func(stdin string, args ...string) (string, error) {
 		bin := filepath.Join(os.Getenv("KILN_SUPPLY"), "bin", "kubernetes", "kubectl")
-		a := []string{"--kubeconfig", kubeconfig, "--request-timeout", "60s"}
+		a := []string{"--kubeconfig", kubeconfig, "--cache-dir", filepath.Join(filepath.Dir(kubeconfig), "kube-cache"), "--request-timeout", "60s"}
 		if server != "" {
 			a = append(a, "--server", server)
 		}

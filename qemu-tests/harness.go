@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/testenv"
 	"github.com/kiln-dev/kiln/internal/vm"
 )
 
@@ -44,7 +45,6 @@ type Machine struct {
 	dir     string
 	start   time.Time
 	cmd     *exec.Cmd
-	cleanup func()
 	stdin   io.WriteCloser
 	exited  chan struct{}
 	exitErr error
@@ -63,6 +63,7 @@ type Machine struct {
 // Boot starts a VM for cfg; name labels its artefacts (console.log, milestones.json) under dir.
 func Boot(t testing.TB, cfg vm.Config, dir, name string) *Machine {
 	t.Helper()
+	testenv.RequireCheck(t, vm.Check())
 	dir = filepath.Join(dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -76,20 +77,24 @@ func Boot(t testing.TB, cfg vm.Config, dir, name string) *Machine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The VM's private firmware variables (in a directory of its own under the temporary
+	// directory) go when QEMU exits, or at the end of the test if it never started.
+	cleanup = sync.OnceFunc(cleanup)
+	t.Cleanup(cleanup)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Machine{t: t, name: name, dir: dir, cmd: cmd, cleanup: cleanup, stdin: stdin, exited: make(chan struct{})}
+	m := &Machine{t: t, name: name, dir: dir, cmd: cmd, stdin: stdin, exited: make(chan struct{})}
 	m.cond = sync.NewCond(&m.mu)
 	m.start = time.Now()
 	if err := cmd.Start(); err != nil {
-		cleanup()
 		t.Fatalf("starting qemu: %v", err)
 	}
 	go m.read(pr, log)
 	go func() {
 		m.exitErr = cmd.Wait()
+		cleanup()
 		pw.Close()
 		close(m.exited)
 	}()
@@ -274,7 +279,6 @@ func (m *Machine) Kill() {
 		m.cmd.Process.Kill()
 		<-m.exited
 	}
-	m.cleanup()
 }
 
 func (m *Machine) logPath() string { return filepath.Join(m.dir, "console.log") }

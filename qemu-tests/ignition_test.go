@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/inspect"
+	"github.com/kiln-dev/kiln/internal/testenv"
 	"github.com/kiln-dev/kiln/internal/vm"
 )
 
@@ -206,6 +207,9 @@ func writeConfig(t *testing.T, hostname string) string {
 // configStick makes a 16 MiB disk as the README tells a user to: GPT, one partition labelled
 // kiln-config with a FAT file system, ign copied to its root as config.ign.
 func configStick(t *testing.T, ign string) string {
+	for _, tool := range [][2]string{{"sfdisk", "fdisk"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"}} {
+		testenv.RequireTool(t, tool[0], tool[1])
+	}
 	stick := filepath.Join(t.TempDir(), "stick.raw")
 	for _, c := range [][]string{
 		{"truncate", "-s", "16M", stick},

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kiln-dev/kiln/internal/testenv"
 )
 
 // The scenarios read their inputs from the environment (make test sets them):
@@ -33,12 +35,7 @@ func repoRoot() string {
 // test passes them); a developer's bare `go test ./...` skips the VM scenarios.
 func requireInputs(t *testing.T) (kiln, oci string) {
 	t.Helper()
-	if kilnBin == "" || ociLayout == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("VM scenarios need KILN_BIN and KILN_OCI: run them with `make test`")
-		}
-		t.Skip("VM scenarios need KILN_BIN and KILN_OCI: run them with `make test`")
-	}
+	testenv.Require(t, kilnBin != "" && ociLayout != "", "VM scenarios need KILN_BIN and KILN_OCI: run them with `make test`")
 	return filepath.Join(kilnBin, "kiln"), ociLayout
 }
 
@@ -51,6 +48,28 @@ func artifactDir(t *testing.T) string {
 }
 
 var builds sync.Map // recipe -> *builtImage
+
+// imageDir is the temporary directory the images built for this test binary are written to;
+// TestMain removes it.
+var imageDir struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func builtImagesDir() (string, error) {
+	imageDir.once.Do(func() { imageDir.path, imageDir.err = os.MkdirTemp("", "kiln-qemu-") })
+	return imageDir.path, imageDir.err
+}
+
+func TestMain(m *testing.M) {
+	defer func() {
+		if imageDir.path != "" {
+			os.RemoveAll(imageDir.path)
+		}
+	}()
+	m.Run()
+}
 
 type builtImage struct {
 	once sync.Once
@@ -69,10 +88,11 @@ func buildRecipe(t *testing.T, name string) string {
 func buildRecipeFile(t *testing.T, name, path string) string {
 	t.Helper()
 	kiln, oci := requireInputs(t)
+	testenv.RequireRoot(t) // kiln build writes owners and device nodes
 	v, _ := builds.LoadOrStore(name, &builtImage{})
 	b := v.(*builtImage)
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "kiln-qemu-")
+		dir, err := builtImagesDir()
 		if err != nil {
 			b.err = err
 			return

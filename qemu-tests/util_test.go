@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/inspect"
+	"github.com/kiln-dev/kiln/internal/testenv"
 )
 
 // assertNoPrivateKey looks for a PEM private key in an image file: in its raw bytes (the ESP
 // and anything stored uncompressed) and in every file of its squashfs root.
 func assertNoPrivateKey(t *testing.T, img string) {
 	t.Helper()
+	unsquashfs := testenv.RequireTool(t, "unsquashfs", "squashfs-tools")
 	marker := []byte("PRIVATE KEY-----")
 	f, err := os.Open(img)
 	if err != nil {
@@ -44,7 +46,7 @@ func assertNoPrivateKey(t *testing.T, img string) {
 			continue
 		}
 		root := filepath.Join(t.TempDir(), "root")
-		if out, err := exec.Command("unsquashfs", "-q", "-n", "-o", strconv.FormatInt(p.Start, 10), "-d", root, img).CombinedOutput(); err != nil {
+		if out, err := exec.Command(unsquashfs, "-q", "-n", "-o", strconv.FormatInt(p.Start, 10), "-d", root, img).CombinedOutput(); err != nil {
 			t.Fatalf("unsquashfs: %v\n%s", err, out)
 		}
 		out, _ := exec.Command("grep", "-rlI", string(marker), root).Output()

@@ -26,19 +26,13 @@ import (
 	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
+	"github.com/kiln-dev/kiln/internal/testenv"
 )
 
 // supplyDir is the built supply (make supply; make test sets KILN_SUPPLY).
 func supplyDir(t *testing.T) string {
 	t.Helper()
-	d := os.Getenv("KILN_SUPPLY")
-	if d == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("KILN_SUPPLY is not set: run the tests with `make test`")
-		}
-		t.Skip("KILN_SUPPLY is not set: run the tests with `make test`")
-	}
-	return d
+	return testenv.RequireEnv(t, "KILN_SUPPLY", "run the tests with `make test` or `make unit`")
 }
 
 func binary(t *testing.T, component, name string) string {

@@ -1,6 +1,9 @@
 package vm
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -40,5 +43,54 @@ func TestMissingFirmwareNamesThePackage(t *testing.T) {
 	_, _, err := Firmware()
 	if err == nil || !strings.Contains(err.Error(), "apt-get install ovmf") {
 		t.Errorf("Firmware() = %v, want it to name the ovmf package", err)
+	}
+}
+
+// TestCommandCleanupRemovesItsFiles: the VM's copy of the firmware variables and its
+// kubeconfig port file live in a directory of their own under the temporary directory, which
+// the cleanup Command returns removes (and may be called twice). QEMU and the firmware are
+// stand-ins: Command only looks for them.
+func TestCommandCleanupRemovesItsFiles(t *testing.T) {
+	fake := t.TempDir()
+	for _, f := range []string{QEMU, "CODE.fd", "VARS.fd"} {
+		if err := os.WriteFile(filepath.Join(fake, f), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", fake)
+	saved := firmware
+	defer func() { firmware = saved }()
+	firmware = [][2]string{{filepath.Join(fake, "CODE.fd"), filepath.Join(fake, "VARS.fd")}}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	img := filepath.Join(fake, "n.raw")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Config{
+		{Image: img, Accel: "tcg"},
+		{Image: img, Accel: "tcg", Forwards: []Forward{{Host: 16443, Guest: 6443}}, Kubeconfig: filepath.Join(t.TempDir(), "admin.conf")},
+	} {
+		cmd, cleanup, err := Command(context.Background(), c, nil, nil)
+		if err != nil {
+			t.Fatalf("Command() = %v", err)
+		}
+		var vars string
+		for _, a := range cmd.Args {
+			if v, ok := strings.CutPrefix(a, "if=pflash,format=raw,file="); ok {
+				vars = v
+			}
+		}
+		if !strings.HasPrefix(vars, tmp+string(filepath.Separator)) {
+			t.Fatalf("firmware variables at %q, want them under TMPDIR %s", vars, tmp)
+		}
+		if _, err := os.Stat(vars); err != nil {
+			t.Fatal(err)
+		}
+		cleanup()
+		cleanup()
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Errorf("after cleanup the temporary directory holds %v", left)
+		}
 	}
 }
