@@ -150,3 +150,41 @@ func TestApplyVerifiesHash(t *testing.T) {
 		t.Error("a file with a wrong hash was written")
 	}
 }
+
+func TestApplyReplacesLinksInPlace(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(root, "run"), 0o755)
+	os.WriteFile(filepath.Join(root, "run/resolv.conf"), []byte("stub\n"), 0o644)
+	os.Symlink("../run/resolv.conf", filepath.Join(root, "etc/resolv.conf"))
+	os.WriteFile(filepath.Join(root, "etc/hostname"), []byte("image\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/hard"), []byte("old\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/soft"), []byte("old\n"), 0o644)
+	cfg, err := Parse("n.ign", []byte(`{"ignition": {"version": "3.5.0"}, "storage": {
+ "files": [{"path": "/etc/resolv.conf", "overwrite": true, "contents": {"source": "data:,nameserver%2010.0.0.1%0A"}}],
+ "links": [{"path": "/etc/hard", "hard": true, "target": "/etc/hostname", "overwrite": true},
+  {"path": "/etc/soft", "target": "hostname", "overwrite": true}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(cfg, root, false); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "etc/resolv.conf")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+		t.Errorf("etc/resolv.conf is %v, %v; want a regular file, mode 0644", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "run/resolv.conf")); string(b) != "stub\n" {
+		t.Errorf("the file was written through the link: its target holds %q", b)
+	}
+	a, _ := os.Stat(filepath.Join(root, "etc/hostname"))
+	if b, err := os.Stat(filepath.Join(root, "etc/hard")); err != nil || !os.SameFile(a, b) {
+		t.Errorf("etc/hard is not a hard link to etc/hostname (%v)", err)
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "etc/soft")); l != "hostname" {
+		t.Errorf("etc/soft links to %q, want hostname", l)
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "etc"))
+	if len(ents) != 4 {
+		t.Errorf("etc holds %v, want only the four files", ents)
+	}
+}

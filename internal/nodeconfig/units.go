@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/coreos/ignition/v2/config/v3_5/types"
+
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 )
 
 const etcUnits = "/etc/systemd/system"
@@ -42,8 +44,7 @@ func (a applier) unit(u types.Unit) error {
 		}
 	}
 	if boolean(u.Mask) {
-		os.Remove(a.path(file))
-		if err := os.Symlink("/dev/null", a.path(file)); err != nil {
+		if err := atomicfile.Symlink("/dev/null", a.path(file)); err != nil {
 			return err
 		}
 	}
@@ -56,14 +57,14 @@ func (a applier) unit(u types.Unit) error {
 	}
 	for _, w := range install {
 		link := a.path(path.Join(etcUnits, w, u.Name))
-		os.Remove(link)
 		if !*u.Enabled {
+			os.Remove(link)
 			continue
 		}
 		if err := os.MkdirAll(path.Dir(link), 0o755); err != nil {
 			return err
 		}
-		if err := os.Symlink(src, link); err != nil {
+		if err := atomicfile.Symlink(src, link); err != nil {
 			return err
 		}
 	}
