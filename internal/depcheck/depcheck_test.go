@@ -10,6 +10,7 @@ import (
 
 const mod = "github.com/kiln-dev/kiln/"
 
+// deps lists the kiln packages pkg imports, itself included, without the module's prefix.
 func deps(t *testing.T, pkg string) map[string]bool {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", mod+pkg).Output()
@@ -18,7 +19,9 @@ func deps(t *testing.T, pkg string) map[string]bool {
 	}
 	m := map[string]bool{}
 	for _, l := range strings.Fields(string(out)) {
-		m[strings.TrimPrefix(l, mod)] = true
+		if p, ok := strings.CutPrefix(l, mod); ok {
+			m[p] = true
+		}
 	}
 	return m
 }
@@ -36,6 +39,7 @@ func TestImportRules(t *testing.T) {
 		{"internal/disk", []string{"images", "internal/rootfs", "initrd", "internal/build", "cmd/kiln/cli"}},
 		{"internal/build", []string{"cmd/kiln/cli"}},
 		{"initrd/cmd/init", []string{"images", "internal/recipe", "internal/plan", "internal/build", "cmd/kiln/cli"}},
+		{"internal/kernel", []string{"initrd", "images", "internal/rootfs", "internal/disk", "internal/build", "cmd/kiln/cli"}},
 	}
 	for _, r := range rules {
 		d := deps(t, r.pkg)
@@ -44,6 +48,17 @@ func TestImportRules(t *testing.T) {
 				if p == f || strings.HasPrefix(p, f+"/") {
 					t.Errorf("%s imports %s", r.pkg, p)
 				}
+			}
+		}
+	}
+}
+
+// TestLeaves checks that packages every stage may use import no other kiln package.
+func TestLeaves(t *testing.T) {
+	for _, leaf := range []string{"internal/kmod", "internal/atomicfile"} {
+		for d := range deps(t, leaf) {
+			if d != leaf {
+				t.Errorf("%s imports %s", leaf, d)
 			}
 		}
 	}
