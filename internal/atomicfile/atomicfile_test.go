@@ -23,6 +23,17 @@ func entries(t *testing.T, dir string) []string {
 	return names
 }
 
+// holdsOnly checks that p holds want and that nothing else is in its directory.
+func holdsOnly(t *testing.T, p, want string) {
+	t.Helper()
+	if b, _ := os.ReadFile(p); string(b) != want {
+		t.Errorf("%s holds %q, want %q", filepath.Base(p), b, want)
+	}
+	if got := entries(t, filepath.Dir(p)); len(got) != 1 {
+		t.Errorf("left behind: %v", got)
+	}
+}
+
 func TestWriteSetsExactlyTheMode(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
@@ -39,12 +50,7 @@ func TestWriteSetsExactlyTheMode(t *testing.T) {
 	if err != nil || fi.Mode() != 0o644 {
 		t.Fatalf("mode %v, %v; want 0644", fi.Mode(), err)
 	}
-	if b, _ := os.ReadFile(p); string(b) != "new" {
-		t.Errorf("content %q, want new", b)
-	}
-	if got := entries(t, dir); len(got) != 1 {
-		t.Errorf("left behind: %v", got)
-	}
+	holdsOnly(t, p, "new")
 }
 
 func TestWriteReplacesALinkNotItsTarget(t *testing.T) {
@@ -75,12 +81,7 @@ func TestFailedWriteKeepsTheOldFile(t *testing.T) {
 	if err := Write(p, bytes.Repeat([]byte("x"), 4096), 0o600); err == nil {
 		t.Fatal("Write past the file-size limit = nil error")
 	}
-	if b, _ := os.ReadFile(p); string(b) != "old" {
-		t.Errorf("content %q after a failed write, want old", b)
-	}
-	if got := entries(t, dir); len(got) != 1 {
-		t.Errorf("left behind: %v", got)
-	}
+	holdsOnly(t, p, "old")
 }
 
 func TestFailedRenameLeavesNoTemporaryFile(t *testing.T) {

@@ -41,22 +41,13 @@ func TestInstallDirs(t *testing.T) {
 
 func TestEnableReadsTheUnitsInstallSection(t *testing.T) {
 	root := t.TempDir()
-	for p, c := range map[string]string{
+	writeTree(t, root, map[string]string{
 		"usr/lib/systemd/system/wrapped.service": "[Unit]\nDescription=wrapped\n\n[Install]\n# the targets\nWantedBy=multi-user.target \\\n  sockets.target\nRequiredBy=kiln.target\n",
 		"usr/lib/systemd/system/tmpl@.service":   "[Install]\nWantedBy=getty.target\n",
 		"usr/lib/systemd/system/broken.service":  "[Install\nWantedBy=multi-user.target\n",
-	} {
-		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
-		os.WriteFile(filepath.Join(root, p), []byte(c), 0o644)
-	}
-	cfg, err := Parse("n.ign", []byte(`{"ignition": {"version": "3.5.0"}, "systemd": {"units": [
- {"name": "wrapped.service", "enabled": true}, {"name": "tmpl@tty2.service", "enabled": true}]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Apply(cfg, root, false); err != nil {
-		t.Fatal(err)
-	}
+	})
+	parseAndApply(t, root, `{"ignition": {"version": "3.5.0"}, "systemd": {"units": [
+ {"name": "wrapped.service", "enabled": true}, {"name": "tmpl@tty2.service", "enabled": true}]}}`)
 	for link, want := range map[string]string{
 		"multi-user.target.wants/wrapped.service": "/usr/lib/systemd/system/wrapped.service",
 		"sockets.target.wants/wrapped.service":    "/usr/lib/systemd/system/wrapped.service",
@@ -67,7 +58,7 @@ func TestEnableReadsTheUnitsInstallSection(t *testing.T) {
 			t.Errorf("%s -> %q, want %q", link, got, want)
 		}
 	}
-	cfg, err = Parse("n.ign", []byte(`{"ignition": {"version": "3.5.0"}, "systemd": {"units": [{"name": "broken.service", "enabled": true}]}}`))
+	cfg, err := Parse("n.ign", []byte(`{"ignition": {"version": "3.5.0"}, "systemd": {"units": [{"name": "broken.service", "enabled": true}]}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
