@@ -48,27 +48,6 @@ func moduleTree(t *testing.T) string {
 	return dir
 }
 
-func TestClosureLoadsDependenciesFirst(t *testing.T) {
-	db, err := readModules(moduleTree(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	order, err := db.closure([]string{"ext4", "squashfs", "virtio_blk"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, m := range order {
-		names = append(names, m.name)
-	}
-	if got, want := strings.Join(names, " "), "crc16 mbcache jbd2 ext4 virtio_blk"; got != want {
-		t.Errorf("closure = %s, want %s", got, want)
-	}
-	if _, err := db.closure([]string{"nosuch"}); err == nil || !strings.Contains(err.Error(), "kernel module nosuch: neither a module nor built into the kernel") {
-		t.Errorf("closure(nosuch) = %v, want a named error", err)
-	}
-}
-
 func unpack(t *testing.T, b []byte) map[string]string {
 	t.Helper()
 	dec, _ := zstd.NewReader(nil)

@@ -14,6 +14,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -262,5 +265,61 @@ func TestDockerArchive(t *testing.T) {
 	}
 	if got.Digest.String() != digest(t, img) {
 		t.Errorf("digest = %s, want %s", got.Digest, digest(t, img))
+	}
+}
+
+// index is a multi-platform index of random images: arm64, amd64 with a variant, amd64.
+func index(t *testing.T) (v1.ImageIndex, map[string]v1.Image) {
+	t.Helper()
+	imgs := map[string]v1.Image{}
+	var adds []mutate.IndexAddendum
+	for _, p := range []v1.Platform{{OS: "linux", Architecture: "arm64"}, {OS: "linux", Architecture: "amd64", Variant: "v3"}, {OS: "linux", Architecture: "amd64"}} {
+		img, err := random.Image(512, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[p.String()] = img
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+	}
+	return mutate.AppendManifests(empty.Index, adds...), imgs
+}
+
+func TestLayoutIndexPicksThePlatform(t *testing.T) {
+	dir := t.TempDir()
+	idx, imgs := index(t)
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{AnnotationRefName: "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fromLayout(dir, layoutQuery{tag: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the first entry that runs on linux/amd64, as remote.WithPlatform picks from a registry
+	if digest(t, got) != digest(t, imgs["linux/amd64/v3"]) {
+		t.Errorf("fromLayout picked %s, want the linux/amd64/v3 image", digest(t, got))
+	}
+	arm := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: imgs["linux/arm64"], Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	if _, err := platformImage(arm); err == nil || !strings.Contains(err.Error(), "no linux/amd64 image in the index") {
+		t.Errorf("platformImage of an arm64-only index = %v", err)
+	}
+}
+
+func TestRegistrySchemes(t *testing.T) {
+	// what Resolve relies on: plain HTTP is allowed for registries on this machine, not others
+	for ref, want := range map[string]string{
+		"localhost:5000/a:1": "http", "127.0.0.1:5000/a:1": "http", "[::1]:5000/a:1": "http",
+		"registry.k8s.io/pause:3.10": "https", "quay.io/a/b:1": "https", "docker.io/library/x:1": "https",
+	} {
+		nref, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := nref.Context().Scheme(); got != want {
+			t.Errorf("%s: scheme %s, want %s", ref, got, want)
+		}
 	}
 }

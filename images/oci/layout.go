@@ -9,6 +9,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/kiln-dev/kiln/internal/imageref"
 )
@@ -110,18 +112,20 @@ func layoutNames(im *v1.IndexManifest) []string {
 	return names
 }
 
-// platformImage picks linux/amd64 out of an index.
+// onPlatform matches the index entries that run on Platform, as the registry client's
+// remote.WithPlatform picks them.
+func onPlatform(d v1.Descriptor) bool { return d.Platform != nil && d.Platform.Satisfies(Platform) }
+
+// platformImage picks the Platform image out of an index.
 func platformImage(idx v1.ImageIndex) (v1.Image, error) {
-	im, err := idx.IndexManifest()
+	imgs, err := partial.FindImages(idx, onPlatform)
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range im.Manifests {
-		if d.Platform != nil && d.Platform.OS == Platform.OS && d.Platform.Architecture == Platform.Architecture {
-			return idx.Image(d.Digest)
-		}
+	if len(imgs) == 0 {
+		return nil, fmt.Errorf("no %s image in the index", Platform)
 	}
-	return nil, fmt.Errorf("no %s/%s image in the index", Platform.OS, Platform.Architecture)
+	return imgs[0], nil
 }
 
 // WriteToLayout adds img to the OCI layout at dir (created if missing) under the canonical name,
@@ -140,10 +144,10 @@ func WriteToLayout(dir, canonical string, img v1.Image) error {
 	return nil
 }
 
-func byName(canonical string) func(v1.Descriptor) bool {
-	return func(d v1.Descriptor) bool {
-		return d.Annotations[AnnotationContainerName] == canonical || d.Annotations[AnnotationRefName] == canonical
-	}
+// byName matches the index entries that either annotation names canonical.
+func byName(canonical string) match.Matcher {
+	containerd, oci := match.Annotation(AnnotationContainerName, canonical), match.Annotation(AnnotationRefName, canonical)
+	return func(d v1.Descriptor) bool { return containerd(d) || oci(d) }
 }
 
 // canonical spells a registry name fully (docker.io/x:1 and index.docker.io/x:1 are one).

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 
@@ -124,7 +123,10 @@ func (rv *Resolver) fromRegistry(ctx context.Context, r imageref.Ref) (v1.Image,
 	} else if r.Digest != "" {
 		canonical = strings.TrimSuffix(canonical, ":"+r.Tag) + "@" + r.Digest
 	}
-	nref, err := name.ParseReference(canonical, insecureIfLoopback(canonical)...)
+	// The registry's Scheme() decides HTTP or HTTPS: a registry it calls local (localhost:PORT,
+	// 127.0.0.1, ::1, *.localhost) or private (RFC 1918) is tried over HTTPS, then plain HTTP;
+	// any other is reached over HTTPS only.
+	nref, err := name.ParseReference(canonical)
 	if err != nil {
 		return nil, canonical, err
 	}
@@ -162,7 +164,7 @@ func (rv *Resolver) pull(ctx context.Context, nref name.Reference, pinned string
 	}
 	img, err := desc.Image() // selects linux/amd64 from an index
 	if err != nil {
-		return nil, fmt.Errorf("reading %s for %s/%s: %w", nref, Platform.OS, Platform.Architecture, err)
+		return nil, fmt.Errorf("reading %s for %s: %w", nref, Platform, err)
 	}
 	if rv.Cache == nil {
 		return img, nil
@@ -191,22 +193,6 @@ func explainRemote(nref name.Reference, err error) error {
 		}
 	}
 	return err
-}
-
-// insecureIfLoopback allows plain HTTP for registries on this machine only.
-func insecureIfLoopback(s string) []name.Option {
-	host, _, _ := strings.Cut(s, "/")
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	if h == "localhost" {
-		return []name.Option{name.Insecure}
-	}
-	if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil && ip.IsLoopback() {
-		return []name.Option{name.Insecure}
-	}
-	return nil
 }
 
 // normalizePrefix spells Docker Hub the way canonical names do (index.docker.io).

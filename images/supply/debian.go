@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 )
 
 // DebianTools unpacks DebianTools and their library dependencies (from apt, verified by it)
@@ -41,8 +43,7 @@ func (b *Builder) DebianTools(ctx context.Context) (string, error) {
 	// What update-alternatives would have done: the nft flavour of iptables.
 	for _, n := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
 		link := filepath.Join(root, "usr", "sbin", n)
-		os.Remove(link)
-		if err := os.Symlink("xtables-nft-multi", link); err != nil {
+		if err := atomicfile.Symlink("xtables-nft-multi", link); err != nil {
 			return "", err
 		}
 	}

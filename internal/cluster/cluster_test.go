@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiln-dev/kiln/internal/atomicfile/atomicfiletest"
 	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/nodeconfig"
 )
@@ -154,5 +155,30 @@ func TestInit(t *testing.T) {
 	}
 	if rotated.CAHash == out.CAHash {
 		t.Error("--rotate kept the CA")
+	}
+}
+
+func TestWriteSecret(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki", "ca.key")
+	if err := WriteSecret(p, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o644)
+	if err := WriteSecret(p, []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode() != 0o600 {
+		t.Errorf("a rewritten secret has mode %v, %v; want 0600 whatever it had", fi.Mode(), err)
+	}
+	atomicfiletest.LimitFileSize(t, 4)
+	if err := WriteSecret(p, []byte("a third, longer than the limit")); err == nil || !strings.Contains(err.Error(), "writing "+p) {
+		t.Errorf("WriteSecret past the file-size limit = %v, want an error naming the file", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "second" {
+		t.Errorf("after a failed write the secret is %q, want the one before", b)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(p)); len(ents) != 1 {
+		t.Errorf("a failed write left behind: %v", ents)
 	}
 }

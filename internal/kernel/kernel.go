@@ -5,23 +5,20 @@
 package kernel
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 
-	"github.com/kiln-dev/kiln/initrd"
+	"github.com/kiln-dev/kiln/internal/kmod"
 )
 
 // Kernel is a kernel image and its modules directory in a root tree.
 type Kernel struct {
-	image    []byte            // decompressed vmlinux
-	modules  map[string]string // module name -> path of the .ko
-	builtin  map[string]bool
+	image    []byte // decompressed vmlinux
+	modules  *kmod.Index
 	contents map[string][]byte // module name -> bytes, read on demand
 }
 
@@ -35,11 +32,11 @@ func Open(vmlinuz, modulesDir string) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", filepath.Base(vmlinuz), err)
 	}
-	k := &Kernel{image: img, modules: map[string]string{}, builtin: map[string]bool{}, contents: map[string][]byte{}}
-	if err := k.readModules(modulesDir); err != nil {
+	mods, err := kmod.Read(modulesDir)
+	if err != nil {
 		return nil, err
 	}
-	return k, nil
+	return &Kernel{image: img, modules: mods, contents: map[string][]byte{}}, nil
 }
 
 // decompress finds the xz payload of a bzImage and returns the vmlinux inside. Kernels use
@@ -60,30 +57,10 @@ func decompress(bz []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func (k *Kernel) readModules(dir string) error {
-	f, err := os.Open(filepath.Join(dir, "modules.dep"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if file, _, ok := strings.Cut(sc.Text(), ":"); ok {
-			k.modules[initrd.ModuleName(file)] = filepath.Join(dir, file)
-		}
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
-		for _, l := range strings.Fields(string(b)) {
-			k.builtin[initrd.ModuleName(l)] = true
-		}
-	}
-	return sc.Err()
-}
-
 // HasModule reports whether name is a loadable module or built in.
 func (k *Kernel) HasModule(name string) bool {
-	name = strings.ReplaceAll(name, "-", "_")
-	return k.modules[name] != "" || k.builtin[name]
+	_, ok := k.modules.Module(name)
+	return ok || k.modules.Builtin(name)
 }
 
 // SysctlOwner says where a sysctl key comes from: "" for the kernel itself, a module name, or
@@ -97,26 +74,21 @@ func (k *Kernel) SysctlOwner(key string) (string, error) {
 	if bytes.Contains(k.image, leaf) {
 		return "", nil
 	}
-	names := make([]string, 0, len(k.modules))
-	for n := range k.modules {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if !k.mayOwn(n, parts[0]) {
+	for _, m := range k.modules.Modules() {
+		if !mayOwn(m, parts[0]) {
 			continue
 		}
-		b, err := k.module(n)
+		b, err := k.module(m)
 		if err == nil && bytes.Contains(b, leaf) {
-			return n, nil
+			return m.Name, nil
 		}
 	}
 	return "", fmt.Errorf("the kernel does not know it")
 }
 
 // mayOwn limits the search to modules of the key's subsystem (net.* in net/ and drivers/net/…).
-func (k *Kernel) mayOwn(mod, top string) bool {
-	p := k.modules[mod]
+func mayOwn(m kmod.Module, top string) bool {
+	p := "/" + m.File
 	switch top {
 	case "net":
 		return strings.Contains(p, "/net/")
@@ -126,14 +98,14 @@ func (k *Kernel) mayOwn(mod, top string) bool {
 	return true
 }
 
-func (k *Kernel) module(name string) ([]byte, error) {
-	if b, ok := k.contents[name]; ok {
+func (k *Kernel) module(m kmod.Module) ([]byte, error) {
+	if b, ok := k.contents[m.Name]; ok {
 		return b, nil
 	}
-	b, err := os.ReadFile(k.modules[name])
+	b, err := os.ReadFile(k.modules.Path(m))
 	if err != nil {
 		return nil, err
 	}
-	k.contents[name] = b
+	k.contents[m.Name] = b
 	return b, nil
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/coreos/ignition/v2/config/v3_5/types"
 	"github.com/vincent-petithory/dataurl"
+
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 )
 
 // Apply writes c into the tree at root, in Ignition's order: groups and users, then
@@ -104,15 +106,7 @@ func (a applier) write(dst string, data []byte, m os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	os.Remove(dst) // a link or file the config replaces
-	tmp := dst + ".kiln-new"
-	if err := os.WriteFile(tmp, data, m); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, m); err != nil { // not narrowed by the umask
-		return err
-	}
-	return os.Rename(tmp, dst)
+	return atomicfile.Write(dst, data, m) // replaces a link there rather than writing through it
 }
 
 func (a applier) appendTo(dst string, data []byte) error {
@@ -141,14 +135,13 @@ func (a applier) links(c Config) error {
 			if !boolean(l.Overwrite) && !a.resume {
 				return fmt.Errorf("creating link %s: it exists in the image; set overwrite: true to replace it", l.Path)
 			}
-			os.Remove(dst)
 		}
 		target := *l.Target
 		var err error
 		if boolean(l.Hard) {
-			err = os.Link(a.path(target), dst)
+			err = atomicfile.Link(a.path(target), dst)
 		} else {
-			err = os.Symlink(target, dst)
+			err = atomicfile.Symlink(target, dst)
 		}
 		if err != nil {
 			return fmt.Errorf("creating link %s: %w", l.Path, err)

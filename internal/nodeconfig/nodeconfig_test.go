@@ -48,9 +48,33 @@ func TestParseRejects(t *testing.T) {
 
 func dataURL(b []byte) string { return "data:;base64," + base64.StdEncoding.EncodeToString(b) }
 
+// writeTree writes files (path under root: content) into root.
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for p, c := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// parseAndApply applies the config raw to root for the first time; the test fails on an error.
+func parseAndApply(t *testing.T, root, raw string) Config {
+	t.Helper()
+	cfg, err := Parse("node.ign", []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(cfg, root, false); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func TestApply(t *testing.T) {
 	root := t.TempDir()
-	for p, c := range map[string]string{
+	writeTree(t, root, map[string]string{
 		"etc/passwd":                         "root:x:0:0:root:/root:/bin/bash\n",
 		"etc/group":                          "root:x:0:\nwheel:x:10:\n",
 		"etc/shadow":                         "root:*:19000:0:99999:7:::\n",
@@ -58,10 +82,7 @@ func TestApply(t *testing.T) {
 		"usr/lib/systemd/system/foo.service": "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n",
 		"etc/systemd/system/multi-user.target.wants/off.service": "",
 		"usr/lib/systemd/system/off.service":                     "[Install]\nWantedBy=multi-user.target\n",
-	} {
-		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
-		os.WriteFile(filepath.Join(root, p), []byte(c), 0o644)
-	}
+	})
 	os.Remove(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/off.service"))
 	os.Symlink("/usr/lib/systemd/system/off.service", filepath.Join(root, "etc/systemd/system/multi-user.target.wants/off.service"))
 	var gz bytes.Buffer
@@ -83,13 +104,7 @@ func TestApply(t *testing.T) {
   {"name": "bar.service", "enabled": true, "contents": "[Service]\nExecStart=/bin/true\n[Install]\nRequiredBy=kiln.target\n"},
   {"name": "off.service", "enabled": false},
   {"name": "gone.service", "mask": true}]}}`
-	cfg, err := Parse("node.ign", []byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Apply(cfg, root, false); err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseAndApply(t, root, raw)
 	read := func(p string) string { b, _ := os.ReadFile(filepath.Join(root, p)); return string(b) }
 	link := func(p string) string { l, _ := os.Readlink(filepath.Join(root, p)); return l }
 	for p, want := range map[string]string{
@@ -148,5 +163,32 @@ func TestApplyVerifiesHash(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc/x")); err == nil {
 		t.Error("a file with a wrong hash was written")
+	}
+}
+
+func TestApplyReplacesLinksInPlace(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"run/resolv.conf": "stub\n", "etc/hostname": "image\n", "etc/hard": "old\n", "etc/soft": "old\n"})
+	os.Symlink("../run/resolv.conf", filepath.Join(root, "etc/resolv.conf"))
+	parseAndApply(t, root, `{"ignition": {"version": "3.5.0"}, "storage": {
+ "files": [{"path": "/etc/resolv.conf", "overwrite": true, "contents": {"source": "data:,nameserver%2010.0.0.1%0A"}}],
+ "links": [{"path": "/etc/hard", "hard": true, "target": "/etc/hostname", "overwrite": true},
+  {"path": "/etc/soft", "target": "hostname", "overwrite": true}]}}`)
+	if fi, err := os.Lstat(filepath.Join(root, "etc/resolv.conf")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+		t.Errorf("etc/resolv.conf is %v, %v; want a regular file, mode 0644", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "run/resolv.conf")); string(b) != "stub\n" {
+		t.Errorf("the file was written through the link: its target holds %q", b)
+	}
+	a, _ := os.Stat(filepath.Join(root, "etc/hostname"))
+	if b, err := os.Stat(filepath.Join(root, "etc/hard")); err != nil || !os.SameFile(a, b) {
+		t.Errorf("etc/hard is not a hard link to etc/hostname (%v)", err)
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "etc/soft")); l != "hostname" {
+		t.Errorf("etc/soft links to %q, want hostname", l)
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "etc"))
+	if len(ents) != 4 {
+		t.Errorf("etc holds %v, want only the four files", ents)
 	}
 }

@@ -1,13 +1,16 @@
 package nodeconfig
 
 import (
-	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"strings"
 
+	"github.com/coreos/go-systemd/v22/unit"
 	"github.com/coreos/ignition/v2/config/v3_5/types"
+
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 )
 
 const etcUnits = "/etc/systemd/system"
@@ -42,8 +45,7 @@ func (a applier) unit(u types.Unit) error {
 		}
 	}
 	if boolean(u.Mask) {
-		os.Remove(a.path(file))
-		if err := os.Symlink("/dev/null", a.path(file)); err != nil {
+		if err := atomicfile.Symlink("/dev/null", a.path(file)); err != nil {
 			return err
 		}
 	}
@@ -56,22 +58,22 @@ func (a applier) unit(u types.Unit) error {
 	}
 	for _, w := range install {
 		link := a.path(path.Join(etcUnits, w, u.Name))
-		os.Remove(link)
 		if !*u.Enabled {
+			os.Remove(link)
 			continue
 		}
 		if err := os.MkdirAll(path.Dir(link), 0o755); err != nil {
 			return err
 		}
-		if err := os.Symlink(src, link); err != nil {
+		if err := atomicfile.Symlink(src, link); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// install finds a unit's file (or its template's) and lists the .wants/.requires directories
-// its [Install] section names.
+// install finds a unit's file (or its template's) and lists the .wants/.requires/.upholds
+// directories its [Install] section names.
 func (a applier) install(name string) (string, []string, error) {
 	candidates := []string{name}
 	if at := strings.Index(name, "@"); at > 0 {
@@ -79,28 +81,69 @@ func (a applier) install(name string) (string, []string, error) {
 	}
 	for _, c := range candidates {
 		for _, d := range unitDirs {
-			f, err := os.Open(a.path(path.Join(d, c)))
+			file := path.Join(d, c)
+			f, err := os.Open(a.path(file))
 			if err != nil {
 				continue
 			}
-			defer f.Close()
-			var dirs []string
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-				suffix := map[string]string{"WantedBy": ".wants", "RequiredBy": ".requires", "UpheldBy": ".upholds"}[strings.TrimSpace(k)]
-				if !ok || suffix == "" {
-					continue
-				}
-				for _, t := range strings.Fields(v) {
-					dirs = append(dirs, t+suffix)
-				}
+			dirs, err := installDirs(f)
+			f.Close()
+			if err != nil {
+				return "", nil, fmt.Errorf("reading %s: %w", file, err)
 			}
 			if len(dirs) == 0 {
-				return "", nil, fmt.Errorf("%s has no [Install] section naming a target: it cannot be enabled", path.Join(d, c))
+				return "", nil, fmt.Errorf("%s has no [Install] section naming a target: it cannot be enabled", file)
 			}
-			return path.Join(d, c), dirs, sc.Err()
+			return file, dirs, nil
 		}
 	}
 	return "", nil, fmt.Errorf("no unit file %s in %s", name, strings.Join(unitDirs, ", "))
+}
+
+// installKeys are the [Install] settings that enabling a unit turns into links, with the
+// suffix of the directory each link goes in.
+var installKeys = []struct{ key, suffix string }{{"WantedBy", ".wants"}, {"RequiredBy", ".requires"}, {"UpheldBy", ".upholds"}}
+
+// installDirs reads a unit file's [Install] sections and returns the directories enabling it
+// links it from: every target each of WantedBy=, RequiredBy= and UpheldBy= names (several
+// per line or over several lines; an empty assignment drops those before, as in systemd).
+func installDirs(r io.Reader) ([]string, error) {
+	sections, err := unit.DeserializeSections(r)
+	if err != nil {
+		return nil, err
+	}
+	targets := map[string][]string{}
+	for _, s := range sections {
+		if s.Section != "Install" {
+			continue
+		}
+		for _, e := range s.Entries {
+			if v := strings.Fields(joinContinued(e.Value)); len(v) > 0 {
+				targets[e.Name] = append(targets[e.Name], v...)
+			} else {
+				targets[e.Name] = nil
+			}
+		}
+	}
+	var dirs []string
+	for _, k := range installKeys {
+		for _, t := range targets[k.key] {
+			dirs = append(dirs, t+k.suffix)
+		}
+	}
+	return dirs, nil
+}
+
+// joinContinued finishes what the unit parser leaves of a value continued over lines: systemd
+// joins a line ending in a backslash to the next with a space, and skips comment lines.
+func joinContinued(v string) string {
+	var parts []string
+	for i, l := range strings.Split(v, "\n") {
+		l = strings.TrimSpace(l)
+		if i > 0 && (strings.HasPrefix(l, "#") || strings.HasPrefix(l, ";")) {
+			continue
+		}
+		parts = append(parts, strings.TrimSuffix(l, "\\"))
+	}
+	return strings.Join(parts, " ")
 }

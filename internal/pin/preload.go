@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	"github.com/kiln-dev/kiln/images/oci"
-	"github.com/kiln-dev/kiln/internal/lock"
 	"github.com/kiln-dev/kiln/internal/kubenode"
+	"github.com/kiln-dev/kiln/internal/lock"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )

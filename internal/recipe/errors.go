@@ -81,6 +81,10 @@ type collector struct {
 }
 
 func (c *collector) add(path, format string, args ...any) {
-	p := c.pos.at(path)
+	c.addAt(c.pos.at(path), path, format, args...)
+}
+
+// addAt records a problem about path found at p.
+func (c *collector) addAt(p pos, path, format string, args ...any) {
 	c.errs = append(c.errs, FieldError{File: c.file, Line: p.line, Col: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
 }

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -90,35 +91,252 @@ func (d *Document) Err() error {
 func Decode(file string, data []byte, kind string, v any) *Document {
 	d := &Document{collector: collector{file: file, pos: positions{}}}
 	c := &d.collector
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, msg := yamlErrorLine(err)
-		c.errs = append(c.errs, FieldError{File: file, Line: line, Col: 1, Msg: msg})
+	root, ok := c.parse(data)
+	switch {
+	case !ok:
 		return d
-	}
-	if len(bytes.TrimSpace(data)) == 0 || len(doc.Content) == 0 {
+	case root == nil:
 		c.add("", "empty document: expected apiVersion: %s and kind: %s", APIVersion, kind)
 		return d
-	}
-	root := doc.Content[0]
-	c.pos[""] = pos{root.Line, root.Column}
-	if root.Kind != yaml.MappingNode {
+	case root.Kind != yaml.MappingNode:
 		c.add("", "a %s must be a mapping of fields, found %s", kind, kindName(root))
 		return d
 	}
 	if !checkVersion(c, root, kind) {
 		return d
 	}
-	checkShape(c, root, reflect.TypeOf(v).Elem(), "")
-	err := root.Decode(v)
-	switch {
-	case err != nil && len(c.errs) == 0:
-		c.add("", "decoding: %v", err)
-	case c.ambiguous: // a key given twice: the decoder trusts neither value
-	default:
-		d.decoded = true
-	}
+	d.decoded = c.decode(root, v)
 	return d
+}
+
+// parse reads the first YAML document in data (later ones are ignored) and returns its top
+// node, or nil for an empty document. A syntax error is recorded where the parser found it.
+func (c *collector) parse(data []byte) (*yaml.Node, bool) {
+	var doc yaml.Node
+	l, err := yaml.NewLoader(bytes.NewReader(data), yaml.WithSingleDocument())
+	if err == nil {
+		err = l.Load(&doc)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.yamlError(err)
+		return nil, false
+	}
+	root := top(&doc)
+	if root != nil {
+		c.pos[""] = pos{root.Line, root.Column}
+	}
+	return root, true
+}
+
+// top is a document's content, or nil when it has none.
+func top(doc *yaml.Node) *yaml.Node {
+	if len(doc.Content) == 0 || doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null" {
+		return nil
+	}
+	return doc.Content[0]
+}
+
+// yamlError records a syntax error at the line and column the parser gives.
+func (c *collector) yamlError(err error) {
+	at, msg := pos{1, 1}, strings.TrimPrefix(err.Error(), "yaml: ")
+	var le *yaml.LoadError
+	if errors.As(err, &le) {
+		msg = le.Message
+		if le.Mark.Line > 0 {
+			at = markPos(le.Mark)
+		}
+	}
+	c.addAt(at, "", "invalid YAML: %s", msg)
+}
+
+func markPos(m yaml.Mark) pos { return pos{m.Line, max(m.Column, 1)} }
+
+// decode decodes root into v (a pointer) with the YAML library in its strict mode: it finds
+// unknown fields, keys given twice and values of the wrong type, each at its line and column,
+// and kiln says which field each concerns and how (sites). It returns whether v holds the
+// document: not when a key is given twice (neither value can be trusted) or the decoder
+// stopped (an alias expanded past the library's limits).
+func (c *collector) decode(root *yaml.Node, v any) bool {
+	s := locate(c, root, reflect.TypeOf(v).Elem())
+	err := root.Load(v, yaml.WithKnownFields(), yaml.WithUniqueKeys())
+	var all *yaml.LoadErrors
+	var one *yaml.LoadError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &all):
+		seen := map[FieldError]bool{}
+		for _, e := range all.Errors {
+			s.explain(c, e, seen)
+		}
+		return !c.ambiguous
+	case errors.As(err, &one):
+		c.addAt(markPos(one.Mark), "", "%s", one.Message)
+	default:
+		c.add("", "decoding: %v", err)
+	}
+	return false
+}
+
+// site is a node of the document with the field path it stands for and the Go type it
+// decodes into (a key's is the type of the mapping it is in).
+type site struct {
+	path    string
+	typ     reflect.Type
+	node    *yaml.Node
+	problem string // a key's: unknown, or given twice
+}
+
+// sites index a document's nodes by where they stand, keys apart from values (a block
+// mapping starts where its first key does), so that the decoder's located errors can be
+// worded by field. A node that aliases reach from several fields keeps the first.
+type sites struct {
+	keys, values map[pos]site
+	left         int // visits the walk may still make
+}
+
+// walkLimit bounds the fields the walk visits, aliases followed: far more than a recipe has,
+// far fewer than a document of nested aliases expands to.
+const walkLimit = 50000
+
+// locate walks the document beside the Go type t, recording where each field stands (for
+// the checks made after decoding) and what it is (sites), and checks what the decoder lets
+// pass: a string field must hold a string (the decoder would take 0644 or on as text) and
+// an integer must fit 32 bits. It follows aliases as the decoder does, but for walkLimit
+// fields at most: a document whose aliases expand further is refused.
+func locate(c *collector, root *yaml.Node, t reflect.Type) *sites {
+	s := &sites{keys: map[pos]site{}, values: map[pos]site{}, left: walkLimit}
+	s.walk(c, root, t, "")
+	if s.left < 0 {
+		c.add("", "aliases expand the document past %d values", walkLimit)
+	}
+	return s
+}
+
+func (s *sites) walk(c *collector, n *yaml.Node, t reflect.Type, path string) {
+	if s.left--; s.left < 0 {
+		return
+	}
+	at := pos{n.Line, n.Column}
+	c.pos[path] = at
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias // the decoder's errors are located at the node an alias names
+	}
+	note(s.values, pos{n.Line, n.Column}, site{path: path, typ: t, node: n})
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+	case n.Kind == yaml.MappingNode && (t.Kind() == reflect.Struct || t.Kind() == reflect.Map):
+		s.mapping(c, n, t, path)
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			s.walk(c, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	case t.Kind() == reflect.String && t != scalarType && n.Kind == yaml.ScalarNode && n.Tag != "!!str":
+		msg, _ := mismatch(t, n)
+		c.addAt(at, path, "%s", msg)
+	case t.Kind() == reflect.Int && n.Kind == yaml.ScalarNode && n.Tag == "!!int":
+		if _, err := strconv.ParseInt(n.Value, 0, 32); err != nil {
+			c.addAt(at, path, "integer %s out of range", n.Value)
+		}
+	}
+}
+
+// mapping walks the entries of a struct's or a map's mapping. A struct's fields are located
+// by their values, a map's entries by their keys.
+func (s *sites) mapping(c *collector, n *yaml.Node, t reflect.Type, path string) {
+	var fields map[string]reflect.StructField
+	if t.Kind() == reflect.Struct {
+		fields = structFields(t)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		kp := pos{key.Line, key.Column}
+		k := site{path: fmt.Sprintf("%s[%q]", path, key.Value), typ: t, node: key}
+		var elem reflect.Type
+		if fields == nil {
+			elem = t.Elem()
+		} else if f, known := fields[key.Value]; known {
+			k.path, elem = joinPath(path, key.Value), f.Type
+		} else {
+			k.path, k.problem = joinPath(path, key.Value), "unknown"
+			c.pos[k.path] = kp
+		}
+		if k.problem == "" && seen[key.Value] {
+			k.problem = "twice"
+		}
+		seen[key.Value] = true
+		note(s.keys, kp, k)
+		if k.problem == "" {
+			s.walk(c, val, elem, k.path)
+			if fields == nil {
+				c.pos[k.path] = kp
+			}
+		}
+	}
+}
+
+// note indexes s at p unless a site is there already.
+func note(m map[pos]site, p pos, s site) {
+	if _, ok := m[p]; !ok {
+		m[p] = s
+	}
+}
+
+// explain records one of the decoder's errors, worded by the field it concerns; one that no
+// field explains (in a part of the document the walk did not reach) keeps the decoder's words.
+func (s *sites) explain(c *collector, e *yaml.LoadError, seen map[FieldError]bool) {
+	at := markPos(e.Mark)
+	path, msg := "", e.Message
+	if k, ok := s.keys[at]; ok && k.problem != "" {
+		path = k.path
+		switch {
+		case k.problem == "unknown":
+			msg = "unknown field" + suggest(k.node.Value, structFields(k.typ))
+		case k.typ.Kind() == reflect.Map:
+			msg, c.ambiguous = "key given twice", true
+		default:
+			msg, c.ambiguous = "field given twice", true
+		}
+	} else if v, ok := s.values[at]; ok {
+		path = v.path
+		if m, same := mismatch(v.typ, v.node); !same { // else the node is used as another type too
+			msg = m
+		}
+	}
+	fe := FieldError{File: c.file, Line: at.line, Col: at.col, Path: path, Msg: msg}
+	if !seen[fe] { // an alias repeats the errors of what it names
+		seen[fe] = true
+		c.errs = append(c.errs, fe)
+	}
+}
+
+var scalarType = reflect.TypeOf(Scalar(""))
+
+// mismatch says what a value of type t must be, and what n is instead; same is set when n is
+// of the kind t wants (a mapping, a list).
+func mismatch(t reflect.Type, n *yaml.Node) (msg string, same bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	want, hint := "a "+t.String(), ""
+	switch {
+	case t == scalarType:
+		want = "a single value"
+	case t.Kind() == reflect.Struct || t.Kind() == reflect.Map:
+		want = "a mapping"
+	case t.Kind() == reflect.Slice:
+		want = "a list"
+	case t.Kind() == reflect.Int:
+		want = "an integer"
+	case t.Kind() == reflect.String:
+		want, hint = "a string", quoteHint(n)
+	}
+	found := kindName(n)
+	return fmt.Sprintf("must be %s, found %s%s", want, found, hint), found == want
 }
 
 // without drops the problems in later that concern a field (or a part of one) that earlier
@@ -146,6 +364,9 @@ func checkVersion(c *collector, root *yaml.Node, kind string) bool {
 	ok := true
 	for _, key := range []string{"apiVersion", "kind"} {
 		v := mappingValue(root, key)
+		if v != nil && v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
 		if v == nil {
 			c.add(key, "required: %s: %s", key, want[key])
 			ok = false
@@ -169,86 +390,14 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// checkShape walks the YAML tree alongside the Go type, recording positions and reporting
-// unknown or duplicate fields and values of the wrong type.
-func checkShape(c *collector, n *yaml.Node, t reflect.Type, path string) {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	c.pos[path] = pos{n.Line, n.Column}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			c.add(path, "must be a mapping, found %s", kindName(n))
-			return
-		}
-		checkMapping(c, n, t, path)
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			c.add(path, "must be a list, found %s", kindName(n))
-			return
-		}
-		for i, item := range n.Content {
-			checkShape(c, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
-		}
-	case reflect.Pointer:
-		checkShape(c, n, t.Elem(), path)
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			c.add(path, "must be a mapping, found %s", kindName(n))
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := fmt.Sprintf("%s[%q]", path, n.Content[i].Value)
-			c.pos[key] = pos{n.Content[i].Line, n.Content[i].Column}
-			checkShape(c, n.Content[i+1], t.Elem(), key)
-			c.pos[key] = pos{n.Content[i].Line, n.Content[i].Column}
-		}
-	case reflect.String:
-		if t == reflect.TypeOf(Scalar("")) {
-			if n.Kind != yaml.ScalarNode {
-				c.add(path, "must be a single value, found %s", kindName(n))
-			}
-			return
-		}
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-			c.add(path, "must be a string, found %s%s", kindName(n), quoteHint(n))
-		}
-	case reflect.Int:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-			c.add(path, "must be an integer, found %s", kindName(n))
-		} else if _, err := strconv.ParseInt(n.Value, 0, 32); err != nil {
-			c.add(path, "integer %s out of range", n.Value)
-		}
-	}
-}
-
-func checkMapping(c *collector, n *yaml.Node, t reflect.Type, path string) {
+// structFields maps the YAML names of a struct's fields to the fields.
+func structFields(t reflect.Type) map[string]reflect.StructField {
 	fields := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		fields[yamlName(f)] = f
 	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		child := joinPath(path, key.Value)
-		c.pos[child] = pos{key.Line, key.Column}
-		f, ok := fields[key.Value]
-		switch {
-		case !ok:
-			c.add(child, "unknown field%s", suggest(key.Value, fields))
-		case seen[key.Value]:
-			c.add(child, "field given twice")
-			c.ambiguous = true
-		default:
-			checkShape(c, val, f.Type, child)
-		}
-		seen[key.Value] = true
-	}
+	return fields
 }
 
 func yamlName(f reflect.StructField) string {
@@ -325,20 +474,6 @@ func quoteHint(n *yaml.Node) string {
 		return fmt.Sprintf(" (quote it: \"%s\")", n.Value)
 	}
 	return ""
-}
-
-var yamlLine = regexp.MustCompile(`line (\d+)`)
-
-// yamlErrorLine pulls the line number out of a YAML syntax error.
-func yamlErrorLine(err error) (int, string) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	m := yamlLine.FindStringSubmatch(msg)
-	if m == nil {
-		return 1, "invalid YAML: " + msg
-	}
-	line, _ := strconv.Atoi(m[1])
-	msg = strings.TrimSpace(strings.Replace(msg, m[0]+":", "", 1))
-	return line, "invalid YAML: " + msg
 }
 
 func sha256Hex(b []byte) string {

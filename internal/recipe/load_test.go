@@ -1,10 +1,13 @@
 package recipe
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-dev/kiln/internal/exitcode"
 )
@@ -181,5 +184,92 @@ func TestLoadMirrors(t *testing.T) {
 	_, err = LoadMirrors(p)
 	if err == nil || !strings.Contains(err.Error(), p+`:3:5: mirrors[0].locaton: unknown field (did you mean "location"?)`) {
 		t.Errorf("LoadMirrors(typo) = %v, want a located unknown-field error", err)
+	}
+}
+
+// aliasBomb is a YAML value of nine levels of nine aliases each, 9^9 (387 million) strings once
+// expanded, indented by indent.
+func aliasBomb(indent string) string {
+	var b strings.Builder
+	b.WriteString(indent + "a: &a [x, x, x, x, x, x, x, x, x]\n")
+	for l := 'b'; l <= 'i'; l++ {
+		prev := "*" + string(l-1)
+		fmt.Fprintf(&b, "%s%c: &%c [%s]\n", indent, l, l, strings.TrimSuffix(strings.Repeat(prev+", ", 9), ", "))
+	}
+	return b.String()
+}
+
+func TestLoadBoundsAliases(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"in a free-form mapping", head + "base: a/b:1\nkubernetes:\n  version: v1.37.1\n  clusterConfiguration:\n" + aliasBomb("    "), "excessive aliasing"},
+		{"under an unknown field, used by a list of strings", head + "base: a/b:1\nbombs:\n" + aliasBomb("  ") + "images: *i\n", "images[0]: must be a string, found a list"},
+		{"used by a list of files", head + "base: a/b:1\nbombs:\n" + aliasBomb("  ") + "files: *i\n", "files[0]: must be a mapping, found a list"},
+		{"a list of aliases to entries with aliased lists", head + "base: a/b:1\nbombs:\n  n: &n [" + strings.TrimSuffix(strings.Repeat("a, ", 300), ", ") + "]\n  h: &h {ip: 10.0.0.1, names: *n}\nnode:\n  hosts: [" + strings.TrimSuffix(strings.Repeat("*h, ", 300), ", ") + "]\n", "aliases expand the document past 50000 values"},
+		{"used by a free-form mapping", head + "base: a/b:1\nbombs:\n" + aliasBomb("  ") + "kubernetes:\n  version: v1.37.1\n  kubeletConfiguration: {x: *i}\n", "excessive aliasing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeRecipe(t, tc.body)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			done := make(chan error, 1)
+			go func() { _, err := Load(p); done <- err }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Load of an alias bomb still running after 30s")
+			}
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load() = %v, want an error with %q", err, tc.want)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+				t.Errorf("Load() allocated %d MiB for a %d-byte file", alloc>>20, len(tc.body))
+			}
+		})
+	}
+}
+
+func TestLoadReadsAliasesAndMergeKeys(t *testing.T) {
+	p := writeRecipe(t, head+`base: &base a/b:1
+layers: [*base]
+files:
+  - &f {path: /etc/a, content: a, mode: &mode "0600"}
+  - {<<: *f, path: /etc/b}
+  - {path: /etc/c, content: c, mode: *mode}
+`)
+	l, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := l.Recipe.Files
+	if len(l.Recipe.Layers) != 1 || l.Recipe.Layers[0] != "a/b:1" || len(fs) != 3 || fs[1].Path != "/etc/b" || fs[1].Content != "a" || fs[1].Mode != "0600" || fs[2].Mode != "0600" {
+		t.Errorf("Load() = %+v", l.Recipe)
+	}
+	p = writeRecipe(t, head+"base: a/b:1\nfiles:\n  - {path: /etc/a, content: a, mode: &m 0600}\n  - {path: /etc/b, content: b, mode: *m}\n")
+	_, err = Load(p)
+	want := `r.yaml:7:38: files[0].mode: must be a string, found integer 0600 (quote it: "0600")` + "\n" +
+		`r.yaml:8:38: files[1].mode: must be a string, found integer 0600 (quote it: "0600")`
+	if err == nil || strings.ReplaceAll(err.Error(), p, "r.yaml") != want {
+		t.Errorf("Load(an alias to an integer mode) = %v, want\n%s", err, want)
+	}
+}
+
+func TestLoadDocuments(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"comments only", "# nothing yet\n", "r.yaml:1:1: empty document: expected apiVersion: kiln.dev/v1alpha1 and kind: NodeImage"},
+		{"a key given twice in a map", head + "base: a/b:1\nnode:\n  sysctls:\n    vm.swappiness: 1\n    vm.swappiness: 2\n", `r.yaml:9:5: node.sysctls["vm.swappiness"]: key given twice`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeRecipe(t, tc.body)
+			_, err := Load(p)
+			if err == nil || strings.ReplaceAll(err.Error(), p, "r.yaml") != tc.want {
+				t.Errorf("Load() = %v, want %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := Load(writeRecipe(t, head+"base: a/b:1\n---\nlater: [\n")); err != nil {
+		t.Errorf("Load(a recipe with a later document) = %v; later documents are ignored", err)
 	}
 }

@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
-
-	"go.yaml.in/yaml/v4"
 )
 
 // MirrorsFile is a file of mirrors shared by several recipes (kiln build --mirrors FILE).
@@ -23,21 +20,13 @@ func LoadMirrors(path string) ([]Mirror, error) {
 		return nil, fmt.Errorf("reading mirrors: %w", err)
 	}
 	c := &collector{file: path, pos: positions{}}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, msg := yamlErrorLine(err)
-		return nil, Errors{{File: path, Line: line, Col: 1, Msg: msg}}
-	}
 	var mf MirrorsFile
-	if len(doc.Content) > 0 {
-		checkShape(c, doc.Content[0], reflect.TypeOf(mf), "")
-		if len(c.errs) == 0 {
-			if err := doc.Content[0].Decode(&mf); err != nil {
-				c.add("", "decoding: %v", err)
-			}
-		}
+	if root, ok := c.parse(data); ok && root != nil {
+		c.decode(root, &mf)
 	}
-	checkMirrors(c, mf.Mirrors)
+	if len(c.errs) == 0 {
+		checkMirrors(c, mf.Mirrors)
+	}
 	if len(c.errs) > 0 {
 		return nil, c.errs.sorted()
 	}

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/guestlink"
 )
 
@@ -65,25 +65,8 @@ func exportKubeconfig(stop <-chan struct{}, port, out string, hostPort int) {
 		if !ok || bytes.Equal(kc, last) {
 			continue
 		}
-		if writeFileAtomic(out, kc) == nil {
+		if atomicfile.Write(out, kc, 0o600) == nil { // owner-only: it holds the admin key
 			last = kc
 		}
 	}
-}
-
-// writeFileAtomic writes b to a temporary file next to path, owner-only, and renames it.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/atomicfile/atomicfiletest"
 	"github.com/kiln-dev/kiln/internal/guestlink"
 )
 
@@ -73,5 +74,37 @@ func TestKubeconfigNeedsTheAPIForwarded(t *testing.T) {
 	}
 	if p, err := (Config{Forwards: []Forward{{Host: 16443, Guest: 6443}}}).APIForward(); err != nil || p != 16443 {
 		t.Errorf("apiForward = %d, %v", p, err)
+	}
+}
+
+func TestExportKubeconfigKeepsTheLastOneWhenAWriteFails(t *testing.T) {
+	dir := t.TempDir()
+	port, out := filepath.Join(dir, "port"), filepath.Join(dir, "admin.conf")
+	if err := os.WriteFile(out, []byte("the last one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(port, []byte(kubeconfig("https://10.0.2.15:6443", "admin")+guestlink.KubeconfigEnd+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lift := atomicfiletest.LimitFileSize(t, 16) // shorter than the kubeconfig
+	stop := make(chan struct{})
+	defer close(stop)
+	go exportKubeconfig(stop, port, out, 16443)
+	time.Sleep(2500 * time.Millisecond) // two attempts
+	if b, _ := os.ReadFile(out); string(b) != "the last one\n" {
+		t.Errorf("after failed writes the kubeconfig is %q, want the last one", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("failed writes left behind: %v", ents)
+	}
+	lift()
+	want := kubeconfig("https://127.0.0.1:16443", "admin")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if b, _ := os.ReadFile(out); string(b) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the kubeconfig was not exported once writes succeed again")
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/u-root/u-root/pkg/kmodule"
+
+	"github.com/kiln-dev/kiln/internal/kmod"
 )
 
 // modules loads kernel modules from the initramfs: the always-needed ones at once, and
@@ -14,7 +16,7 @@ import (
 type modules struct {
 	cfg     config
 	prober  *kmodule.Prober
-	aliases [][2]string // pattern, module
+	aliases []kmod.Alias
 	tried   map[string]bool
 }
 
@@ -26,11 +28,8 @@ func newModules(cfg config) *modules {
 		return m
 	}
 	m.prober = p
-	b, _ := os.ReadFile(filepath.Join(moduleDir(), "modules.alias"))
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "alias" {
-			m.aliases = append(m.aliases, [2]string{f[1], f[2]})
-		}
+	if m.aliases, err = kmod.ReadAliases(moduleDir()); err != nil {
+		say("warning: no hardware drivers: %v", err)
 	}
 	return m
 }
@@ -59,10 +58,10 @@ func (m *modules) coldplug() bool {
 		}
 		alias := strings.TrimSpace(string(b))
 		for _, a := range m.aliases {
-			if !m.tried[a[1]] {
-				if ok, _ := filepath.Match(a[0], alias); ok {
-					m.tried[a[1]] = true
-					want = append(want, a[1])
+			if !m.tried[a.Module] {
+				if ok, _ := filepath.Match(a.Pattern, alias); ok {
+					m.tried[a.Module] = true
+					want = append(want, a.Module)
 				}
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/guestlink"
 	"github.com/kiln-dev/kiln/internal/nodeconfig"
 )
@@ -69,13 +70,10 @@ func writeState(s string) error {
 	if err := os.MkdirAll("/var/lib/kiln", 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(nodeConfigState+".new", []byte(s+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(nodeConfigState, []byte(s+"\n"), 0o644); err != nil {
 		return fmt.Errorf("recording the node config state: %w", err)
 	}
-	if err := os.Rename(nodeConfigState+".new", nodeConfigState); err != nil {
-		return fmt.Errorf("recording the node config state: %w", err)
-	}
-	unix.Sync()
+	unix.Sync() // the rename too, before systemd starts
 	return nil
 }
 
