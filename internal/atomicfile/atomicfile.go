@@ -11,11 +11,17 @@ import (
 	"github.com/google/renameio/v2"
 )
 
+// Create starts replacing path with what is written to the returned file, which gets exactly
+// perm: CloseAtomicallyReplace puts it in place; Cleanup, deferred, removes it unless that ran.
+func Create(path string, perm os.FileMode) (*renameio.PendingFile, error) {
+	return renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(perm))
+}
+
 // Write replaces path with data. The file gets exactly perm's permission bits: not narrowed
 // by the umask and not taken from the file it replaces. A link at path is replaced, not
 // followed.
 func Write(path string, data []byte, perm os.FileMode) error {
-	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(perm))
+	f, err := Create(path, perm)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@
 package check
 
 import (
+	"context"
 	"errors"
 
 	"github.com/kiln-dev/kiln/images/oci"
@@ -15,9 +16,9 @@ import (
 
 // Check checks the root laid out at staging (whose boot files are boot) against pl, with the
 // preloaded images it carries.
-func Check(r *recipe.Loaded, pl plan.Plan, boot rootfs.Boot, staging string, preload []oci.Resolved) error {
+func Check(ctx context.Context, r *recipe.Loaded, pl plan.Plan, boot rootfs.Boot, staging string, preload []oci.Resolved) error {
 	var errs recipe.Errors
-	for _, err := range []error{kernelSettings(r, pl.Node, boot), versions(r, pl.Kubernetes, staging, preload)} {
+	for _, err := range []error{kernelSettings(ctx, r, pl.Node, boot), versions(r, pl.Kubernetes, staging, preload)} {
 		var located recipe.Errors
 		switch {
 		case errors.As(err, &located):

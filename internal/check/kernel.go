@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -15,11 +16,11 @@ import (
 // provides comes with that module (otherwise systemd-sysctl silently fails at boot, the
 // classic bridge-nf-call-iptables trap). Each problem is located at the recipe field the
 // setting comes from.
-func kernelSettings(r *recipe.Loaded, n plan.Node, boot rootfs.Boot) error {
+func kernelSettings(ctx context.Context, r *recipe.Loaded, n plan.Node, boot rootfs.Boot) error {
 	if len(n.Modules) == 0 && len(n.Sysctls) == 0 {
 		return nil
 	}
-	k, err := kernel.Open(boot.Kernel, boot.ModulesDir)
+	k, err := kernel.Open(ctx, boot.Kernel, boot.ModulesDir)
 	if err != nil {
 		return fmt.Errorf("reading the base image's kernel: %w", err)
 	}

@@ -15,8 +15,6 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/google/renameio/v2"
-
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/disk"
@@ -24,6 +22,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/part"
 
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/plan"
 )
 
@@ -74,7 +73,7 @@ func writeRaw(ctx context.Context, pl plan.Plan, rootfs string, esp []espFile, o
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	f, err := renameio.NewPendingFile(out, renameio.WithPermissions(0o644))
+	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return err
 	}

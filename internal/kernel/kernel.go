@@ -6,6 +6,7 @@ package kernel
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,13 +23,13 @@ type Kernel struct {
 	contents map[string][]byte // module name -> bytes, read on demand
 }
 
-// Open reads the kernel at vmlinuz and the modules directory.
-func Open(vmlinuz, modulesDir string) (*Kernel, error) {
+// Open reads the kernel at vmlinuz and the modules directory; ctx stops the decompression.
+func Open(ctx context.Context, vmlinuz, modulesDir string) (*Kernel, error) {
 	raw, err := os.ReadFile(vmlinuz)
 	if err != nil {
 		return nil, err
 	}
-	img, err := decompress(raw)
+	img, err := decompress(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", filepath.Base(vmlinuz), err)
 	}
@@ -41,13 +42,13 @@ func Open(vmlinuz, modulesDir string) (*Kernel, error) {
 
 // decompress finds the xz payload of a bzImage and returns the vmlinux inside. Kernels use
 // xz's x86 BCJ filter, which Go's xz readers lack, so xz-utils does the work.
-func decompress(bz []byte) ([]byte, error) {
+func decompress(ctx context.Context, bz []byte) ([]byte, error) {
 	magic := []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
 	i := bytes.Index(bz, magic)
 	if i < 0 {
 		return nil, fmt.Errorf("no xz payload (only xz-compressed kernels are read)")
 	}
-	cmd := exec.Command("xz", "--decompress", "--stdout", "--single-stream")
+	cmd := exec.CommandContext(ctx, "xz", "--decompress", "--stdout", "--single-stream")
 	cmd.Stdin = bytes.NewReader(bz[i:])
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,7 @@ func TestOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	k, err := Open(vmlinuz, mods)
+	k, err := Open(context.Background(), vmlinuz, mods)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +70,11 @@ func TestOpen(t *testing.T) {
 			t.Errorf("SysctlOwner(%s) = %q (%v), want %q", key, got, err, want)
 		}
 	}
-	if _, err := Open(vmlinuz, dir); err == nil || !strings.Contains(err.Error(), "modules.dep") {
+	if _, err := Open(context.Background(), vmlinuz, dir); err == nil || !strings.Contains(err.Error(), "modules.dep") {
 		t.Errorf("Open without modules.dep = %v, want an error naming it", err)
 	}
 	os.WriteFile(vmlinuz, bytes.Repeat([]byte("x"), 64), 0o644)
-	if _, err := Open(vmlinuz, mods); err == nil || !strings.Contains(err.Error(), "no xz payload") {
+	if _, err := Open(context.Background(), vmlinuz, mods); err == nil || !strings.Contains(err.Error(), "no xz payload") {
 		t.Errorf("Open of a kernel without xz = %v", err)
 	}
 }

@@ -13,8 +13,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/google/renameio/v2"
-
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/plan"
 )
 
@@ -102,7 +101,7 @@ func Write(path string, f File) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(path, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing lock file: %w", err)
 	}
 	return nil

@@ -142,7 +142,7 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 	if err != nil {
 		return err
 	}
-	if err := check.Check(p.Recipe, pl, boot, staging, p.Inputs.Preload); err != nil {
+	if err := check.Check(ctx, p.Recipe, pl, boot, staging, p.Inputs.Preload); err != nil {
 		return err
 	}
 	o.step("preloading %d images", len(p.Inputs.Preload))
