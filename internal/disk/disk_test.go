@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,15 +40,6 @@ func contents(t *testing.T) Contents {
 		Kernel: write("vmlinuz", strings.Repeat("k", 100000)), Initrd: []byte("initramfs")}
 }
 
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // extract copies [off, off+size) of img into a file of its own.
 func extract(t *testing.T, img string, off, size int64) string {
 	t.Helper()
@@ -82,15 +72,15 @@ func TestWriteIsAcceptedByStandardTools(t *testing.T) {
 	if err := Write(context.Background(), pl, c); err != nil {
 		t.Fatalf("Write() = %v", err)
 	}
-	run(t, "sfdisk", "--verify", out)
-	dump := run(t, "sfdisk", "--dump", out)
+	testenv.Run(t, "sfdisk", "--verify", out)
+	dump := testenv.Run(t, "sfdisk", "--dump", out)
 	for _, p := range pl.Partitions {
 		if want := "type=" + p.Type + ", uuid=" + p.GUID + ", name=\"" + p.Label + "\""; !strings.Contains(dump, want) {
 			t.Errorf("sfdisk --dump lacks %q:\n%s", want, dump)
 		}
 	}
 	esp := pl.Partition(plan.LabelESP)
-	run(t, "fsck.fat", "-n", extract(t, out, esp.Start, esp.Size))
+	testenv.Run(t, "fsck.fat", "-n", extract(t, out, esp.Start, esp.Size))
 	root := pl.Partition(plan.LabelRootA)
 	if got, _ := os.ReadFile(extract(t, out, root.Start, 4096)); string(got) != strings.Repeat("r", 4096) {
 		t.Errorf("root slot does not start with the root image")

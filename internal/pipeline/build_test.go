@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -179,15 +178,6 @@ func needRoot(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // partition copies partition label of img into a file of its own.
 func partition(t *testing.T, img, label string) string {
 	t.Helper()
@@ -221,15 +211,15 @@ func TestBuildImageAcceptedByStandardTools(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
-	run(t, "sfdisk", "--verify", out)
-	dump := run(t, "sfdisk", "--dump", out)
+	testenv.Run(t, "sfdisk", "--verify", out)
+	dump := testenv.Run(t, "sfdisk", "--dump", out)
 	for _, p := range pl.Partitions {
 		want := fmt.Sprintf("type=%s, uuid=%s, name=\"%s\"", p.Type, p.GUID, p.Label)
 		if !strings.Contains(dump, want) {
 			t.Errorf("sfdisk --dump lacks %q:\n%s", want, dump)
 		}
 	}
-	run(t, "fsck.fat", "-n", partition(t, out, plan.LabelESP))
+	testenv.Run(t, "fsck.fat", "-n", partition(t, out, plan.LabelESP))
 	checkESPIsPlanned(t, out, pl)
 }
 
@@ -278,7 +268,7 @@ func TestRootMatchesFlattenedTree(t *testing.T) {
 		t.Fatalf("Build() = %v", err)
 	}
 	root := partition(t, out, plan.LabelRootA)
-	got := listSquashfs(t, run(t, "unsquashfs", "-lln", root))
+	got := listSquashfs(t, testenv.Run(t, "unsquashfs", "-lln", root))
 	want := expectedTree(t, f, pl)
 	var paths []string
 	for p := range want {
@@ -297,7 +287,7 @@ func TestRootMatchesFlattenedTree(t *testing.T) {
 	}
 	// Hard links and file capabilities do not show in a listing: extract and look.
 	x := filepath.Join(t.TempDir(), "x")
-	run(t, "unsquashfs", "-d", x, root)
+	testenv.Run(t, "unsquashfs", "-d", x, root)
 	var a, b, c unix.Stat_t
 	unix.Stat(filepath.Join(x, "usr/bin/a"), &a)
 	unix.Stat(filepath.Join(x, "usr/bin/b"), &b)

@@ -7,6 +7,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -60,4 +61,15 @@ func RequireEnv(t testing.TB, name, how string) string {
 	v := os.Getenv(name)
 	Require(t, v != "", name+" is not set: "+how)
 	return v
+}
+
+// Run runs a tool the test checks its result with and returns its output; a failure stops the
+// test with the command line and what it printed.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
