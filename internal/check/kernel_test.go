@@ -28,8 +28,8 @@ func fakeKernel(t *testing.T, dir string, leaves ...string) rootfs.Boot {
 	b := rootfs.Boot{KernelVersion: "6.0.0-t", Kernel: filepath.Join(dir, "vmlinuz"), ModulesDir: filepath.Join(dir, "modules")}
 	files := map[string]string{
 		b.Kernel: "MZ header " + string(payload),
-		filepath.Join(b.ModulesDir, "modules.dep"):                      "kernel/net/bridge/br_netfilter.ko:\nkernel/fs/overlayfs/overlay.ko:\n",
-		filepath.Join(b.ModulesDir, "modules.builtin"):                  "",
+		filepath.Join(b.ModulesDir, "modules.dep"):                       "kernel/net/bridge/br_netfilter.ko:\nkernel/fs/overlayfs/overlay.ko:\n",
+		filepath.Join(b.ModulesDir, "modules.builtin"):                   "",
 		filepath.Join(b.ModulesDir, "kernel/net/bridge/br_netfilter.ko"): "\x00bridge-nf-call-iptables\x00",
 		filepath.Join(b.ModulesDir, "kernel/fs/overlayfs/overlay.ko"):    "\x00",
 	}
