@@ -21,9 +21,9 @@ inputs=$($kiln plan recipes/minimal.yaml $mirror --output json | python3 -c '
 import json, sys, os
 plan = json.load(sys.stdin)
 total = 0
-for i in plan["Inputs"]:
-    d = i["From"].removeprefix("oci-layout:")
-    h = i["Digest"].split(":")[1]
+for i in plan["inputs"]:
+    d = i["from"].removeprefix("oci-layout:")
+    h = i["digest"].split(":")[1]
     m = json.load(open(os.path.join(d, "blobs", "sha256", h)))
     total += sum(l["size"] for l in m["layers"])
 print(total)')
