@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/coreos/ignition/v2/config/v3_5/types"
+	"github.com/coreos/vcontext/report"
 	"github.com/vincent-petithory/dataurl"
 
 	"github.com/kiln-dev/kiln/internal/atomicfile"
@@ -23,7 +24,16 @@ import (
 // directories, files and links, then systemd units. resume is set when an earlier attempt
 // was interrupted (a power cut): files it wrote are then overwritten instead of refused, and
 // appends already made are not repeated, so applying converges.
+//
+// It first runs the checks Parse runs (the same code as kiln config check), whatever the
+// caller did before: a config that names a path outside the writable trees, a name that is not
+// a name or content that does not decode is refused before anything is written.
 func Apply(c Config, root string, resume bool) error {
+	var r report.Report
+	check(c, &r)
+	if probs := Problems(r); len(probs) > 0 {
+		return &Error{File: "node config", Problems: probs}
+	}
 	a := applier{root: root, resume: resume}
 	steps := []func(Config) error{a.groups, a.users, a.directories, a.files, a.links, a.units}
 	for _, step := range steps {

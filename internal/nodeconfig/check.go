@@ -53,6 +53,18 @@ func check(c types.Config, r *report.Report) {
 			checkResource(r, p.Append("append", j), a)
 		}
 	}
+	for i, u := range c.Systemd.Units {
+		if u.Contents != nil && u.Enabled != nil && *u.Enabled {
+			dirs, err := installDirs(strings.NewReader(*u.Contents))
+			if err == nil && len(dirs) == 0 {
+				err = errors.New("enabled, but its [Install] section names no target to link it from")
+			}
+			if err != nil {
+				r.AddOnError(root.Append("systemd", "units", i, "contents"), err)
+			}
+		}
+	}
+	confine(c, r)
 	for i, d := range c.Storage.Directories {
 		checkPath(r, st.Append("directories", i, "path"), d.Path)
 	}
@@ -75,19 +87,36 @@ func check(c types.Config, r *report.Report) {
 	}
 }
 
+// checkPath requires a path strictly below one of the writable trees (the trees themselves
+// are mount points kiln-init makes).
 func checkPath(r *report.Report, p vpath.ContextPath, file string) {
-	clean := path.Clean(file)
-	for _, w := range Writable {
-		if clean == w || strings.HasPrefix(clean, w+"/") {
-			return
-		}
+	if writable(file) {
+		return
 	}
-	r.AddOnError(p, fmt.Errorf("%s is on the read-only root; a config may write under %s", file, strings.Join(Writable, ", ")))
+	r.AddOnError(p, fmt.Errorf("%s is on the read-only root or is a mount point; a config may write below %s", file, strings.Join(Writable, ", ")))
 }
 
+// writable says whether file is strictly below one of the Writable trees.
+func writable(file string) bool {
+	clean := path.Clean(file)
+	if strings.ContainsRune(file, 0) || !path.IsAbs(clean) {
+		return false
+	}
+	for _, w := range Writable {
+		if strings.HasPrefix(clean, w+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkResource refuses what the node cannot read and decodes what it can, exactly as the
+// node does (data: URL, gzip, verification hash), so a config that passes the check applies.
 func checkResource(r *report.Report, p vpath.ContextPath, res types.Resource) {
 	if res.Source != nil && !strings.HasPrefix(*res.Source, "data:") {
 		r.AddOnError(p.Append("source"), errNoNetwork)
+	} else if _, err := resource(res); err != nil {
+		r.AddOnError(p, err)
 	}
 	if len(res.HTTPHeaders) > 0 {
 		r.AddOnError(p.Append("httpHeaders"), errNoNetwork)

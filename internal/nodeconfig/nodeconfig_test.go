@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coreos/ignition/v2/config/v3_5"
 )
 
 func TestParseRejects(t *testing.T) {
@@ -152,17 +154,60 @@ func TestApply(t *testing.T) {
 	}
 }
 
-func TestApplyVerifiesHash(t *testing.T) {
-	cfg, err := Parse("n.ign", []byte(`{"ignition": {"version": "3.5.0"}, "storage": {"files": [{"path": "/etc/x", "contents": {"source": "data:,a", "verification": {"hash": "sha256-0000000000000000000000000000000000000000000000000000000000000000"}}}]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	if err := Apply(cfg, root, false); err == nil || !strings.Contains(err.Error(), "verification.hash") {
-		t.Errorf("Apply with a wrong hash = %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "etc/x")); err == nil {
-		t.Error("a file with a wrong hash was written")
+// TestHostileConfigs: configs that would write outside their place, corrupt the account
+// tables or fail on the node are refused by the check (kiln config check and the node's
+// Parse) with the field located, and Apply, given them without Parse, writes nothing at all.
+func TestHostileConfigs(t *testing.T) {
+	const head = `{"ignition": {"version": "3.5.0"}, `
+	for _, tc := range []struct{ name, config, want string }{
+		{"unit name climbing out", `"systemd": {"units": [{"name": "../../../usr/lib/x.service", "contents": "[Unit]\n"}]}}`,
+			`$.systemd.units.0.name: "../../../usr/lib/x.service" is not a systemd unit name`},
+		{"unit name with a slash", `"systemd": {"units": [{"name": "a/b.service", "mask": true}]}}`, `$.systemd.units.0.name: "a/b.service" is not a systemd unit name`},
+		{"drop-in climbing out", `"systemd": {"units": [{"name": "a.service", "dropins": [{"name": "../../../../root/x.conf", "contents": "x"}]}]}}`,
+			`$.systemd.units.0.dropins.0.name: "../../../../root/x.conf" is not a drop-in file name`},
+		{"user name with a newline", `"passwd": {"users": [{"name": "ops\nroot2::0:0::/root:/bin/bash"}]}}`, `$.passwd.users.0.name: "ops\nroot2::0:0::/root:/bin/bash" is not a user or group name`},
+		{"user name with a colon", `"passwd": {"users": [{"name": "a:b"}]}}`, `$.passwd.users.0.name: "a:b" is not a user or group name`},
+		{"password hash with a newline", `"passwd": {"users": [{"name": "ops", "passwordHash": "x\nroot2::0:0::/root:/bin/bash"}]}}`, `$.passwd.users.0.passwordHash: must not contain ':', a newline or NUL`},
+		{"gecos with a colon", `"passwd": {"users": [{"name": "ops", "gecos": "a:0:0"}]}}`, `$.passwd.users.0.gecos: must not contain ':'`},
+		{"relative shell", `"passwd": {"users": [{"name": "ops", "shell": "bash"}]}}`, `$.passwd.users.0.shell: "bash" is not an absolute path`},
+		{"negative uid", `"passwd": {"users": [{"name": "ops", "uid": -1}]}}`, `$.passwd.users.0.uid: -1 is not an id`},
+		{"group name with a newline", `"passwd": {"groups": [{"name": "g\nwheel"}]}}`, `$.passwd.groups.0.name: "g\nwheel" is not a user or group name`},
+		{"negative gid", `"passwd": {"groups": [{"name": "g", "gid": -5}]}}`, `$.passwd.groups.0.gid: -5 is not an id`},
+		{"supplementary group name", `"passwd": {"users": [{"name": "ops", "groups": ["wheel:x"]}]}}`, `$.passwd.users.0.groups.0: "wheel:x" is not a user or group name`},
+		{"multi-line SSH key", `"passwd": {"users": [{"name": "ops", "sshAuthorizedKeys": ["ssh-ed25519 AAAA\nssh-rsa BBBB"]}]}}`, `$.passwd.users.0.sshAuthorizedKeys.0: an SSH key is one line`},
+		{"negative file owner", `"storage": {"files": [{"path": "/etc/x", "user": {"id": -2}}]}}`, `$.storage.files.0.user.id: -2 is not an id`},
+		{"a file at /var itself", `"storage": {"files": [{"path": "/var", "contents": {"source": "data:,x"}}]}}`, `$.storage.files.0.path: /var is on the read-only root or is a mount point`},
+		{"climbing path", `"storage": {"files": [{"path": "/etc/../usr/bin/x"}]}}`, `$.storage.files.0.path: path is not fully simplified`},
+		{"hard link to the read-only root", `"storage": {"links": [{"path": "/var/sh", "target": "/usr/bin/sh", "hard": true}]}}`, `$.storage.links.0.target: /usr/bin/sh is on the read-only root`},
+		{"wrong verification hash", `"storage": {"files": [{"path": "/etc/x", "contents": {"source": "data:,a", "verification": {"hash": "sha256-0000000000000000000000000000000000000000000000000000000000000000"}}}]}}`,
+			`$.storage.files.0.contents: verification.hash: content has sha256-ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb, want sha256-0000`},
+		{"gzip over plain data", `"storage": {"files": [{"path": "/etc/x", "contents": {"source": "data:,plain", "compression": "gzip"}}]}}`, `$.storage.files.0.contents: decompressing: unexpected EOF`},
+		{"bad append", `"storage": {"files": [{"path": "/etc/x", "append": [{"source": "data:,plain", "compression": "gzip"}]}]}}`, `$.storage.files.0.append.0: decompressing`},
+		{"enabled without [Install]", `"systemd": {"units": [{"name": "a.service", "enabled": true, "contents": "[Service]\nExecStart=/bin/true\n"}]}}`,
+			`$.systemd.units.0.contents: enabled, but its [Install] section names no target`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := head + tc.config
+			_, err := Parse("x.ign", []byte(raw))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse() = %v\nwant it to contain %q", err, tc.want)
+			}
+			if e, ok := err.(*Error); ok && (len(e.Problems) == 0 || e.Problems[0].Line == 0) {
+				t.Errorf("Parse() = %v: the problem has no line", err)
+			}
+			// Apply without Parse: Ignition's own parse, then straight to the node's code.
+			cfg, _, perr := v3_5.ParseCompatibleVersion([]byte(raw))
+			if perr != nil {
+				return // Ignition's own validation refuses it already
+			}
+			root := t.TempDir()
+			if err := Apply(cfg, root, false); err == nil || !strings.Contains(err.Error(), strings.SplitN(tc.want, ":", 2)[0]) {
+				t.Errorf("Apply() = %v, want the same refusal", err)
+			}
+			if entries, _ := os.ReadDir(root); len(entries) != 0 {
+				t.Errorf("Apply() of a refused config wrote %v", entries)
+			}
+		})
 	}
 }
 
