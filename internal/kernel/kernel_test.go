@@ -8,15 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-dev/kiln/internal/testenv"
 )
 
 // bzImage is a stand-in kernel: a header, then an xz stream of a vmlinux whose strings name
 // the sysctl leaf ip_forward.
 func bzImage(t *testing.T) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("xz"); err != nil {
-		t.Skip("xz not installed")
-	}
+	testenv.RequireTool(t, "xz", "xz-utils")
 	cmd := exec.Command("xz", "--stdout")
 	cmd.Stdin = strings.NewReader("vmlinux\x00ip_forward\x00swappiness\x00")
 	out, err := cmd.Output()

@@ -11,21 +11,9 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v4"
-)
 
-// tool is the path of a program a test runs. Without it the test is skipped with how to
-// install it, or fails under CI, where `make test` has installed it.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (CI is set): got %v, want the Debian package %s (make test-deps)", name, err, pkg)
-		}
-		t.Skipf("%s is not installed: apt-get install %s (make test-deps installs it)", name, pkg)
-	}
-	return p
-}
+	"github.com/kiln-dev/kiln/internal/testenv"
+)
 
 // TestNodeUpScript: the first-boot program of every variant is valid sh and clean under
 // shellcheck; a fault would only show at a node's first boot.
@@ -36,7 +24,7 @@ func TestNodeUpScript(t *testing.T) {
 			if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
 				t.Fatalf("sh -n: got %v\n%s\nwant a script that parses", err, out)
 			}
-			cmd := exec.Command(tool(t, "shellcheck", "shellcheck"), "-s", "sh", "-f", "gcc", "-")
+			cmd := exec.Command(testenv.RequireTool(t, "shellcheck", "shellcheck"), "-s", "sh", "-f", "gcc", "-")
 			cmd.Stdin = strings.NewReader(script)
 			if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
 				t.Errorf("shellcheck -s sh: got %v\n%s\nwant no findings in:\n%s", err, out, numbered(script))
@@ -66,7 +54,7 @@ func numbered(s string) string {
 // with kiln's drop-in). verify exits 0 on an unknown key or section, which it only reports,
 // so any output fails the test.
 func TestUnits(t *testing.T) {
-	analyze := tool(t, "systemd-analyze", "systemd")
+	analyze := testenv.RequireTool(t, "systemd-analyze", "systemd")
 	for _, v := range []string{"control-plane", "etcd-service"} {
 		t.Run(v, func(t *testing.T) {
 			root := t.TempDir()

@@ -90,13 +90,13 @@ func MakePlan(ctx context.Context, o Options) (*Planned, error) {
 	if locked != nil {
 		drift = locked.Drift(got)
 	}
-	for _, d := range drift {
-		if o.Warn != nil && o.Lock != Locked {
-			o.Warn("lock: " + d)
-		}
-	}
 	if o.Lock == Locked && len(drift) > 0 {
 		return nil, fmt.Errorf("--locked: %s: %s (kiln lock --update records the new inputs)", lock.Path(o.Recipe), strings.Join(drift, "; "))
+	}
+	for _, d := range drift {
+		if o.Warn != nil {
+			o.Warn("lock: " + d)
+		}
 	}
 	pl, err := plan.Make(r, in.Pinned, o.Output)
 	if err != nil {

@@ -143,28 +143,16 @@ type Pinned struct {
 // Make builds the plan for r with its pinned inputs, writing to output.
 func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	eff := r.Recipe.Node
+	var k8s *Kubernetes
+	var k8sFiles []File
 	if k := r.Recipe.Kubernetes; k != nil {
 		eff = kubenode.Node(eff, *k)
-	}
-	files := nodeFiles(eff)
-	var k8s *Kubernetes
-	if k := r.Recipe.Kubernetes; k != nil {
-		fs, err := kubenode.Files(*k)
-		if err != nil {
+		var err error
+		if k8s, k8sFiles, err = kubernetesPlan(*k); err != nil {
 			return Plan{}, err
 		}
-		for _, f := range fs {
-			if f.Link != "" {
-				files = append(files, File{Path: f.Path, Mode: f.Mode, Link: f.Link})
-			} else {
-				files = append(files, inline(f.Path, f.Mode, string(f.Content)))
-			}
-		}
-		files = append(files, File{Path: kubenode.PreloadArchive, Mode: 0o644, Made: MadePreloadArchive},
-			File{Path: kubenode.PreloadDigestFile, Mode: 0o644, Made: MadePreloadDigest})
-		d := kubenode.Defaults(*k)
-		k8s = &Kubernetes{Version: d.Version, Role: d.Role, EtcdMode: d.Etcd.Mode}
 	}
+	files := append(nodeFiles(eff), k8sFiles...)
 	pl := Plan{
 		Name:            r.Recipe.Metadata.Name,
 		Recipe:          r.File,
@@ -187,6 +175,27 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
 	pl.Outputs = outputs(r.Recipe.Outputs, output)
 	return pl, nil
+}
+
+// kubernetesPlan is what a kubernetes section adds: kubenode's files and the preload archive
+// a later stage makes, and what the node's binaries are checked against.
+func kubernetesPlan(k recipe.Kubernetes) (*Kubernetes, []File, error) {
+	fs, err := kubenode.Files(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	var files []File
+	for _, f := range fs {
+		if f.Link != "" {
+			files = append(files, File{Path: f.Path, Mode: f.Mode, Link: f.Link})
+		} else {
+			files = append(files, inline(f.Path, f.Mode, string(f.Content)))
+		}
+	}
+	files = append(files, File{Path: kubenode.PreloadArchive, Mode: 0o644, Made: MadePreloadArchive},
+		File{Path: kubenode.PreloadDigestFile, Mode: 0o644, Made: MadePreloadDigest})
+	d := kubenode.Defaults(k)
+	return &Kubernetes{Version: d.Version, Role: d.Role, EtcdMode: d.Etcd.Mode}, files, nil
 }
 
 func (pl Plan) inputDigest() string {

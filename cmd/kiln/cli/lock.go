@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -37,7 +38,7 @@ fail instead. An existing lock file that no longer matches is kept unless --upda
 				return err
 			}
 			if len(p.Drift) > 0 {
-				return fmt.Errorf("%s is out of date: %v (kiln lock --update rewrites it)", lock.Path(a[0]), p.Drift)
+				return fmt.Errorf("%s is out of date: %s (kiln lock --update rewrites it)", lock.Path(a[0]), strings.Join(p.Drift, "; "))
 			}
 			path := lock.Path(a[0])
 			if err := lock.Write(path, p.Lock); err != nil {
