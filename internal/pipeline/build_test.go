@@ -203,7 +203,9 @@ func partition(t *testing.T, img, label string) string {
 	return ""
 }
 
-func TestBuildImageAcceptedByStandardTools(t *testing.T) {
+// builtFixture builds the plain fixture and returns it, the image's path and its plan.
+func builtFixture(t *testing.T) (*fixture, string, plan.Plan) {
+	t.Helper()
 	needRoot(t)
 	f := newFixture(t, "")
 	out := filepath.Join(t.TempDir(), "img.raw")
@@ -211,6 +213,11 @@ func TestBuildImageAcceptedByStandardTools(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
+	return f, out, pl
+}
+
+func TestBuildImageAcceptedByStandardTools(t *testing.T) {
+	_, out, pl := builtFixture(t)
 	testenv.Run(t, "sfdisk", "--verify", out)
 	dump := testenv.Run(t, "sfdisk", "--dump", out)
 	for _, p := range pl.Partitions {
@@ -260,13 +267,7 @@ func checkESPIsPlanned(t *testing.T, img string, pl plan.Plan) {
 type lsEntry struct{ mode, owner, target string }
 
 func TestRootMatchesFlattenedTree(t *testing.T) {
-	needRoot(t)
-	f := newFixture(t, "")
-	out := filepath.Join(t.TempDir(), "img.raw")
-	pl, err := f.build(t, out)
-	if err != nil {
-		t.Fatalf("Build() = %v", err)
-	}
+	f, out, pl := builtFixture(t)
 	root := partition(t, out, plan.LabelRootA)
 	got := listSquashfs(t, testenv.Run(t, "unsquashfs", "-lln", root))
 	want := expectedTree(t, f, pl)
