@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/kiln-dev/kiln/internal/inspect"
 	"github.com/kiln-dev/kiln/internal/testenv"
 	"github.com/kiln-dev/kiln/internal/vm"
@@ -39,15 +41,18 @@ func nodeConfig(t *testing.T, butane string) string {
 // TestIgnitionApplied boots the minimal image with a per-node config by fw_cfg: files,
 // directories, links, a unit enabled with a drop-in, a masked unit, a user with an SSH key
 // and the hostname are in place when systemd starts, and the config is not applied again on
-// the next boot.
+// the next boot. The user logs in over SSH with the key (through a forwarded port); a login
+// with another key or a password is refused; the node's host key, made at first boot on /var,
+// is the one it presents, and the same after a reboot.
 func TestIgnitionApplied(t *testing.T) {
+	key, authorized := sshKey(t)
 	ign := nodeConfig(t, `variant: fcos
 version: 1.5.0
 passwd:
   users:
     - name: core
       groups: [sudo]
-      ssh_authorized_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiln core@kiln"]
+      ssh_authorized_keys: ["`+authorized+`"]
 storage:
   files:
     - path: /etc/hostname
@@ -84,7 +89,9 @@ systemd:
 `)
 	disk := copyImage(t, buildRecipe(t, "minimal"))
 	dir := artifactDir(t)
-	m := Boot(t, vm.Config{Image: disk, Persist: true, Ignition: ign}, dir, "first-boot")
+	sshPort := freePort(t, "tcp")
+	cfg := vm.Config{Image: disk, Persist: true, Ignition: ign, Forwards: []vm.Forward{{Host: sshPort, Guest: 22}}}
+	m := Boot(t, cfg, dir, "first-boot")
 	bootToShell(t, m)
 	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: node config from fw_cfg:opt/com.coreos/config applied`), time.Second); err != nil {
 		t.Error(err)
@@ -98,7 +105,7 @@ systemd:
 		"cat /run/kiln-test":                           "dropin-works",
 		"systemctl is-enabled kiln-test.service":       "enabled",
 		"systemctl is-enabled systemd-timesyncd; true": "masked",
-		"cat /home/core/.ssh/authorized_keys":          "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiln core@kiln",
+		"cat /home/core/.ssh/authorized_keys":          authorized,
 		"stat -c %U /home/core/.ssh":                   "core",
 		"id -nG core":                                  "core sudo",
 		"cut -d' ' -f1 /var/lib/kiln/node-config":      "sha256:" + sha256File(t, ign),
@@ -107,13 +114,29 @@ systemd:
 			t.Errorf("`%s` = %q, want %q", cmd, out, want)
 		}
 	}
+	hostKey := mustRun(t, m, "cut -d' ' -f1,2 /var/lib/ssh/ssh_host_ed25519_key.pub", 0)
+	if out, presented, err := sshRun(sshPort, "core", ssh.PublicKeys(key), "id -un; hostname"); err != nil || out != "core\nign-node" || presented != hostKey {
+		t.Errorf("ssh core@node with its key: %q, %v; host key %q, want %q", out, err, presented, hostKey)
+	}
+	other, _ := sshKey(t)
+	for name, auth := range map[string]ssh.AuthMethod{"another key": ssh.PublicKeys(other), "a password": ssh.Password(""), "keyboard-interactive": ssh.KeyboardInteractive(func(string, string, []string, []bool) ([]string, error) { return nil, nil })} {
+		if out, _, err := sshRun(sshPort, "core", auth, "id"); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Errorf("ssh core@node with %s: %q, %v; want it refused", name, out, err)
+		}
+	}
+	if out, _, err := sshRun(sshPort, "root", ssh.PublicKeys(key), "id"); err == nil {
+		t.Errorf("ssh root@node with core's key: %q; want it refused", out)
+	}
 	// Applied once: a change made after first boot survives the next boot.
 	mustRun(t, m, "echo changed > /etc/kiln-test/hello && sync", 0)
 	m.Kill()
-	m2 := Boot(t, vm.Config{Image: disk, Persist: true, Ignition: ign}, dir, "second-boot")
+	m2 := Boot(t, cfg, dir, "second-boot")
 	bootToShell(t, m2)
 	if out := mustRun(t, m2, "cat /etc/kiln-test/hello", 0); out != "changed" {
 		t.Errorf("the config was applied again on the second boot: hello = %q", out)
+	}
+	if _, presented, err := sshRun(sshPort, "core", ssh.PublicKeys(key), "true"); err != nil || presented != hostKey {
+		t.Errorf("ssh after a reboot: %v; host key %q, want the first boot's %q", err, presented, hostKey)
 	}
 }
 

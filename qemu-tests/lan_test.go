@@ -14,7 +14,7 @@ import (
 // TestNoPrivateKeyInImages: the node images hold no private key — not in their raw bytes, not in
 // any file of their roots. Keys are made on the node or come in its per-node config.
 func TestNoPrivateKeyInImages(t *testing.T) {
-	for _, r := range []string{"control-plane", "worker"} {
+	for _, r := range []string{"control-plane", "worker", "minimal"} {
 		assertNoPrivateKey(t, buildRecipe(t, r))
 	}
 }
@@ -71,11 +71,11 @@ nodes:
 // the directory it wrote.
 func clusterInit(t *testing.T, cpRecipe, workerRecipe string) string {
 	kiln, _ := requireInputs(t)
-	dir := t.TempDir()
-	def := filepath.Join(dir, "cluster.yaml")
+	def := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(def, []byte(fmt.Sprintf(clusterDef, cpRecipe, workerRecipe)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dir := filepath.Join(t.TempDir(), "cluster") // cluster init refuses a directory holding other files
 	if out, err := exec.Command(kiln, "cluster", "init", def, "-o", dir).CombinedOutput(); err != nil {
 		t.Fatalf("kiln cluster init: %v\n%s", err, out)
 	}

@@ -1,7 +1,13 @@
+//go:build cluster
+
 // Q5: one image, many nodes. A control plane and a worker made by `kiln cluster init` boot on
 // a private segment, the worker joins, and a two-tier workload answers through the worker's
-// NodePort. About twenty minutes under TCG on 2 cores, two VMs on the host's two cores. When a
-// wait runs out, both nodes are diagnosed from their consoles (diagnose) before the test fails.
+// NodePort. Opt-in (make test-cluster, build tag cluster): two TCG machines are three virtual
+// CPUs on the host's two cores, and on the CI machine the control plane alone already runs at
+// 98% CPU pressure (kubelet, API server, containerd and etcd at emulated speed); with the
+// worker beside it the API server is restarted under the load and the cluster does not
+// converge (two runs out of two, 2081 s and 2428 s, on 2026-12-02). When a wait runs out, both
+// nodes are diagnosed from their consoles (diagnose) before the test fails.
 
 package qemutests
 
@@ -97,8 +103,8 @@ func TestClusterQ5(t *testing.T) {
 	waitControlPlane(t, cp)
 	w := worker("w1", "52:54:00:00:10:11", []vm.Forward{{Host: web, Guest: 30001}})
 	bootToShell(t, w)
-	clusterMilestone(t, w, "node joined", reJoined, 20*time.Minute)
-	clusterMilestone(t, w, "node Ready", reNodeReady, 20*time.Minute)
+	clusterMilestone(t, w, "node joined", reJoined, 20*time.Minute, cp)
+	clusterMilestone(t, w, "node Ready", reNodeReady, 20*time.Minute, cp)
 	both := time.Since(start)
 	t.Logf("both nodes Ready %.0fs after the control plane's power-on; cp1 %s; w1 %s", both.Seconds(),
 		formatMilestones(cp.Milestones()), formatMilestones(w.Milestones()))

@@ -5,22 +5,18 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 )
 
 // TestControlPlaneBuildIsReproducible builds the default image, recipes/control-plane.yaml,
-// a second time into another path and requires the same bytes: the same inputs give the same
+// (as the tests build it) a second time into another path and requires the same bytes: the same inputs give the same
 // image, with a real base, the supply's images and Kubernetes' generated files.
 func TestControlPlaneBuildIsReproducible(t *testing.T) {
 	first := buildRecipe(t, "control-plane")
 	kiln, oci := requireInputs(t)
 	second := filepath.Join(t.TempDir(), "control-plane.raw")
-	cmd := exec.Command(kiln, "build", filepath.Join(repoRoot(), "recipes", "control-plane.yaml"),
-		"--mirrors", filepath.Join(repoRoot(), "recipes", "mirrors.yaml"),
-		"--mirror", "localhost/kiln/base=oci-layout:"+oci, "-o", second)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := buildCommand(kiln, oci, filepath.Join(repoRoot(), "recipes", "control-plane.yaml"), second).CombinedOutput(); err != nil {
 		t.Fatalf("kiln build: %v\n%s", err, out)
 	}
 	if a, b := fileSHA256(t, first), fileSHA256(t, second); a != b {

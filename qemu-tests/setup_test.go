@@ -98,10 +98,7 @@ func buildRecipeFile(t *testing.T, name, path string) string {
 			return
 		}
 		b.path = filepath.Join(dir, name+".raw")
-		cmd := exec.Command(kiln, "build", path,
-			"--mirrors", filepath.Join(repoRoot(), "recipes", "mirrors.yaml"),
-			"--mirror", "localhost/kiln/base=oci-layout:"+oci, "-o", b.path)
-		out, err := cmd.CombinedOutput()
+		out, err := buildCommand(kiln, oci, path, b.path).CombinedOutput()
 		if err != nil {
 			b.err = fmt.Errorf("kiln build %s: %v\n%s", name, err, out)
 		}
@@ -110,6 +107,15 @@ func buildRecipeFile(t *testing.T, name, path string) string {
 		t.Fatal(b.err)
 	}
 	return b.path
+}
+
+// buildCommand is the tests' kiln build of the recipe at path into out: with the repository's
+// mirrors and the debug overlay, since the tests drive the VM through a root shell on its
+// serial console.
+func buildCommand(kiln, oci, path, out string) *exec.Cmd {
+	return exec.Command(kiln, "build", path, "--overlay", filepath.Join(repoRoot(), "overlays", "debug-console"),
+		"--mirrors", filepath.Join(repoRoot(), "recipes", "mirrors.yaml"),
+		"--mirror", "localhost/kiln/base=oci-layout:"+oci, "-o", out)
 }
 
 // ipvsVariant writes recipes/<name>.yaml with kube-proxy in ipvs mode to dir and returns its
@@ -188,12 +194,15 @@ func mustRun(t *testing.T, m *Machine, cmd string, want int) string {
 }
 
 // clusterMilestone waits for a first-boot milestone of a Kubernetes node; when it does not
-// come, what the node was doing is logged before the test fails.
-func clusterMilestone(t *testing.T, m *Machine, name string, re *regexp.Regexp, timeout time.Duration) {
+// come, what the node and the others in also (its control plane) were doing is logged before
+// the test fails.
+func clusterMilestone(t *testing.T, m *Machine, name string, re *regexp.Regexp, timeout time.Duration, also ...*Machine) {
 	t.Helper()
 	i, _, err := m.Wait(0, re, timeout)
 	if err != nil {
-		diagnose(t, m)
+		for _, d := range append([]*Machine{m}, also...) {
+			diagnose(t, d)
+		}
 		t.Fatalf("%s: %s: %v", m.name, name, err)
 	}
 	m.RecordAt(name, i)
@@ -201,7 +210,7 @@ func clusterMilestone(t *testing.T, m *Machine, name string, re *regexp.Regexp, 
 
 // diagnose logs what a Kubernetes node is doing: its first-boot program, failed units,
 // containers, the cluster as its admin sees it, the kubelet's complaints, the API seen from
-// inside, load, memory and network.
+// inside, load (by process, with the kernel's pressure figures), memory and network.
 func diagnose(t *testing.T, m *Machine) {
 	t.Helper()
 	for _, cmd := range []string{
@@ -213,6 +222,8 @@ func diagnose(t *testing.T, m *Machine) {
 		"journalctl -u kubelet --no-pager | grep -iE 'error|fail|probe|killing' | tail -30",
 		"test -f /etc/kubernetes/manifests/kube-apiserver.yaml && curl -ks --max-time 30 https://127.0.0.1:6443/readyz?verbose | tail -5",
 		"dmesg | tail -15; uptime; free -m; top -bn1 | head -20",
+		"ps -eo pid,stat,time,pcpu,nlwp,args --sort=-time | cut -c1-160 | head -25; grep -H . /proc/pressure/*",
+		"vmstat 2 3; grep -E 'NET_RX|TIMER|RCU' /proc/softirqs; ipvsadm -Ln | wc -l; iptables-save | wc -l; conntrack -C",
 		"ip -br addr; ip route; ss -s",
 	} {
 		out, _ := m.Run(cmd, 2*time.Minute)

@@ -2,6 +2,8 @@ package qemutests
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"net"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/kiln-dev/kiln/internal/inspect"
 	"github.com/kiln-dev/kiln/internal/testenv"
@@ -52,6 +56,10 @@ func assertNoPrivateKey(t *testing.T, img string) {
 		out, _ := exec.Command("grep", "-rlI", string(marker), root).Output()
 		if s := strings.TrimSpace(string(out)); s != "" {
 			t.Errorf("%s's root holds private keys: %s", img, s)
+		}
+		// SSH host keys, whatever their format: every node made from the image would share them.
+		if keys, _ := filepath.Glob(filepath.Join(root, "etc", "ssh", "ssh_host_*")); len(keys) > 0 {
+			t.Errorf("%s's root holds SSH host keys: %s", img, keys)
 		}
 		os.RemoveAll(root)
 		return
@@ -102,4 +110,44 @@ func writeJSON(t *testing.T, path string, v any) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Error(err)
 	}
+}
+
+// sshKey makes an SSH key pair: the signer and its authorized_keys line.
+func sshKey(t *testing.T) (ssh.Signer, string) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))) + " core@kiln-test"
+}
+
+// sshRun runs cmd as user over SSH on the forwarded local port, and returns its output and the
+// ed25519 host key the server presented (as "ssh-ed25519 BASE64").
+func sshRun(port int, user string, auth ssh.AuthMethod, cmd string) (string, string, error) {
+	var hostKey string
+	cfg := &ssh.ClientConfig{
+		User: user, Auth: []ssh.AuthMethod{auth}, Timeout: 30 * time.Second,
+		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
+		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
+			hostKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+			return nil
+		},
+	}
+	c, err := ssh.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), cfg)
+	if err != nil {
+		return "", hostKey, err
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return "", hostKey, err
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput(cmd)
+	return strings.TrimSpace(string(out)), hostKey, err
 }

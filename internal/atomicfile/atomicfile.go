@@ -13,8 +13,13 @@ import (
 
 // Create starts replacing path with what is written to the returned file, which gets exactly
 // perm: CloseAtomicallyReplace puts it in place; Cleanup, deferred, removes it unless that ran.
-func Create(path string, perm os.FileMode) (*renameio.PendingFile, error) {
-	return renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(perm))
+func Create(path string, perm os.FileMode) (*Pending, error) {
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(perm))
+	if err != nil {
+		return nil, err
+	}
+	hold(f.Name())
+	return &Pending{PendingFile: f, tmp: f.Name()}, nil
 }
 
 // Write replaces path with data. The file gets exactly perm's permission bits: not narrowed
@@ -39,11 +44,11 @@ func Symlink(target, path string) error { return renameio.Symlink(target, path) 
 // Link makes path a hard link to the file at target, replacing whatever link or file is there
 // in one step: the link is made under a temporary name in path's directory and renamed.
 func Link(target, path string) error {
-	dir, err := os.MkdirTemp(filepath.Dir(path), "."+filepath.Base(path))
+	dir, remove, err := TempDir(filepath.Dir(path), "."+filepath.Base(path))
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer remove()
 	tmp := filepath.Join(dir, "link")
 	if err := os.Link(target, tmp); err != nil {
 		return err

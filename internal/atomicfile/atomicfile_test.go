@@ -137,3 +137,30 @@ func TestLinkReplaces(t *testing.T) {
 		t.Errorf("left behind: %v", got)
 	}
 }
+
+// TestAbandonRemovesTemporaries: what a command stopped by a signal leaves is nothing — the
+// pending file and the temporary directory go, the target stays as it was.
+func TestAbandonRemovesTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "out.raw")
+	if err := os.WriteFile(target, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Create(target, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("half of it"))
+	if _, _, err := TempDir(dir, "work-"); err != nil {
+		t.Fatal(err)
+	}
+	Abandon()
+	holdsOnly(t, target, "old")
+	f.Cleanup()
+	if _, remove, err := TempDir(dir, "work-"); err != nil {
+		t.Fatal(err)
+	} else {
+		remove()
+	}
+	holdsOnly(t, target, "old")
+}

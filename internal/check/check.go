@@ -1,7 +1,8 @@
 // Package check is the stage that checks a laid-out root against its plan before it is packed:
 // the plan's effective node settings (kiln's own included) against the base image's kernel,
-// and the Kubernetes version of the node's binaries and control-plane images. It runs nothing
-// it finds in an image. Every problem is located at the recipe field it comes from.
+// the Kubernetes version of the node's binaries and control-plane images, and the kubeadm
+// configuration kiln generated, by the image's own kubeadm — the one program from an image it
+// runs, confined (kubeadm.go). Every problem is located at the recipe field it comes from.
 package check
 
 import (
@@ -18,7 +19,7 @@ import (
 // preloaded images it carries.
 func Check(ctx context.Context, r *recipe.Loaded, pl plan.Plan, boot rootfs.Boot, staging string, preload []oci.Resolved) error {
 	var errs recipe.Errors
-	for _, err := range []error{kernelSettings(ctx, r, pl.Node, boot), versions(r, pl.Kubernetes, staging, preload)} {
+	for _, err := range []error{kernelSettings(ctx, r, pl.Node, boot), versions(r, pl.Kubernetes, staging, preload), kubeadmConfig(ctx, r, pl.Kubernetes, staging)} {
 		var located recipe.Errors
 		switch {
 		case errors.As(err, &located):

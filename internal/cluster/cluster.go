@@ -10,9 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strconv"
 
 	"github.com/kiln-dev/kiln/internal/kubenode"
+	"github.com/kiln-dev/kiln/internal/netcheck"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -27,7 +28,7 @@ type Cluster struct {
 	// KubernetesVersion must match the recipes' kubernetes.version.
 	KubernetesVersion string `yaml:"kubernetesVersion" doc:"Kubernetes version, e.g. v1.37.1; must match the recipes."`
 	// ControlPlaneEndpoint defaults to the first control-plane node's address, port 6443.
-	ControlPlaneEndpoint string `yaml:"controlPlaneEndpoint,omitempty" doc:"host:port of the API for the nodes; default: the first control plane's address:6443."`
+	ControlPlaneEndpoint string `yaml:"controlPlaneEndpoint,omitempty" doc:"Where the nodes reach the API: host, host:port or https://host:port (port 6443 unless given); default: the first control plane's address:6443."`
 	// Gateway is the nodes' default route; without one the route is on-link (an isolated
 	// network has no router, and kubelet needs a default route to pick the node's address).
 	Gateway string            `yaml:"gateway,omitempty" doc:"IPv4 default gateway of the nodes' network; default: an on-link default route."`
@@ -51,8 +52,6 @@ type Loaded struct {
 	Recipes map[string]*recipe.Loaded // by role
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
 // Load reads and checks a cluster definition and the recipes it names. Every problem is
 // reported at once, located by line.
 func Load(file string) (*Loaded, error) {
@@ -65,8 +64,8 @@ func Load(file string) (*Loaded, error) {
 	if err := d.Err(); err != nil {
 		return nil, err
 	}
+	check(d, &c)
 	l := &Loaded{Cluster: c, File: file, Recipes: map[string]*recipe.Loaded{}}
-	check(d, c)
 	for role, p := range c.Recipes {
 		r, err := recipe.Load(recipe.Resolve(filepath.Dir(file), p))
 		if err != nil {
@@ -75,6 +74,9 @@ func Load(file string) (*Loaded, error) {
 		}
 		l.Recipes[role] = r
 		checkRecipe(d, c, role, r)
+		if r.Recipe.Kubernetes != nil {
+			checkNetworks(d, c, role, kubenode.Defaults(*r.Recipe.Kubernetes).Networking)
+		}
 	}
 	if err := d.Err(); err != nil {
 		return nil, err
@@ -82,12 +84,20 @@ func Load(file string) (*Loaded, error) {
 	return l, nil
 }
 
-func check(d *recipe.Document, c Cluster) {
-	if !dnsLabel.MatchString(c.Name) {
-		d.Add("name", "%q is not a DNS label (lower-case letters, digits and '-')", c.Name)
+// check checks the definition's own fields, and writes its endpoint in host:port form.
+func check(d *recipe.Document, c *Cluster) {
+	if err := netcheck.Label(c.Name); err != nil {
+		d.Add("name", "%v", err)
 	}
 	if c.KubernetesVersion == "" {
 		d.Add("kubernetesVersion", "required, e.g. v1.37.1")
+	}
+	if c.ControlPlaneEndpoint != "" {
+		e, err := netcheck.Endpoint(c.ControlPlaneEndpoint)
+		if err != nil {
+			d.Add("controlPlaneEndpoint", "%v", err)
+		}
+		c.ControlPlaneEndpoint = e
 	}
 	if c.Gateway != "" {
 		if a, err := netip.ParseAddr(c.Gateway); err != nil || !a.Is4() {
@@ -104,7 +114,7 @@ func check(d *recipe.Document, c Cluster) {
 			d.Add("recipes."+role, "unknown role %q: want control-plane or worker", role)
 		}
 	}
-	checkNodes(d, c)
+	checkNodes(d, *c)
 }
 
 func checkNodes(d *recipe.Document, c Cluster) {
@@ -115,8 +125,8 @@ func checkNodes(d *recipe.Document, c Cluster) {
 	cp := 0
 	for i, n := range c.Nodes {
 		at := func(f string) string { return fmt.Sprintf("nodes[%d].%s", i, f) }
-		if !dnsLabel.MatchString(n.Name) {
-			d.Add(at("name"), "%q is not a DNS label (lower-case letters, digits and '-')", n.Name)
+		if err := netcheck.Label(n.Name); err != nil {
+			d.Add(at("name"), "%v", err)
 		} else if names[n.Name] {
 			d.Add(at("name"), "%q is used by another node", n.Name)
 		}
@@ -169,12 +179,34 @@ func checkRecipe(d *recipe.Document, c Cluster, role string, r *recipe.Loaded) {
 	}
 }
 
-// Endpoint is where nodes reach the API: controlPlaneEndpoint, or the first control plane.
+// checkNetworks requires the nodes of a role outside the pod and service subnets of its
+// recipe, and those subnets of the nodes' family (IPv4): the API server advertises a node's
+// address, which must be of the service subnet's family.
+func checkNetworks(d *recipe.Document, c Cluster, role string, nw recipe.Networking) {
+	for _, s := range []struct{ name, cidr string }{{"pod", nw.PodSubnet}, {"service", nw.ServiceSubnet}} {
+		sub, err := netip.ParsePrefix(s.cidr) // the recipe's check has read it
+		if err != nil {
+			continue
+		}
+		if !sub.Addr().Is4() {
+			d.Add("recipes."+role, "the %s subnet %s is IPv6, the nodes' addresses IPv4: use IPv4 ranges", s.name, sub)
+			continue
+		}
+		for i, n := range c.Nodes {
+			if p, err := netip.ParsePrefix(n.Address); err == nil && n.Role == role && p.Masked().Overlaps(sub) {
+				d.Add(fmt.Sprintf("nodes[%d].address", i), "the network of %s overlaps the %s subnet %s of the %s recipe", n.Address, s.name, sub, role)
+			}
+		}
+	}
+}
+
+// Endpoint is where nodes reach the API, host:port: controlPlaneEndpoint, or the first
+// control plane.
 func (c Cluster) Endpoint() string {
 	if c.ControlPlaneEndpoint != "" {
 		return c.ControlPlaneEndpoint
 	}
-	return net.JoinHostPort(c.First().IP(), "6443")
+	return net.JoinHostPort(c.First().IP(), strconv.Itoa(netcheck.APIPort))
 }
 
 // ControlPlanes counts the control-plane nodes.

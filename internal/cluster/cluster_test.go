@@ -2,13 +2,17 @@ package cluster
 
 import (
 	"bytes"
+	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/kiln-dev/kiln/internal/atomicfile/atomicfiletest"
+	"github.com/kiln-dev/kiln/internal/exitcode"
 	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/nodeconfig"
 )
@@ -27,7 +31,7 @@ base: localhost/kiln/base:bookworm
 kubernetes: {version: v1.37.1, role: worker}
 `
 
-func writeCluster(t *testing.T, def string) string {
+func writeCluster(t testing.TB, def string) string {
 	t.Helper()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "cp.yaml"), []byte(recipeCP), 0o644)
@@ -76,6 +80,21 @@ nodes:
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Load() error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestLoadOneDocument: a cluster definition is one UTF-8 YAML document, its problems located.
+func TestLoadOneDocument(t *testing.T) {
+	for _, tc := range []struct{ name, def, want string }{
+		{"a second document", good + "---\nname: other\n", ":9:1: a second YAML document starts here: kiln reads one document a file"},
+		{"invalid UTF-8", strings.Replace(good, "name: demo", "name: d\xe9mo", 1), ":3:8: invalid YAML: invalid UTF-8 (byte 0xe9): kiln reads UTF-8 text"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeCluster(t, tc.def)
+			if _, err := Load(p); err == nil || err.Error() != p+tc.want {
+				t.Errorf("Load() = %v, want %s", err, p+tc.want)
+			}
+		})
 	}
 }
 
@@ -158,27 +177,200 @@ func TestInit(t *testing.T) {
 	}
 }
 
-func TestWriteSecret(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "pki", "ca.key")
-	if err := WriteSecret(p, []byte("first")); err != nil {
+// tree reads every file below dir, by relative path.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(dir, p)
+			m[rel] = string(b)
+		}
+		return err
+	})
+	return m
+}
+
+func isLink(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode()&os.ModeSymlink != 0
+}
+
+// TestInitFailureLeavesNothing: an Init that fails while writing leaves no file: a new
+// directory is not made, an earlier output keeps every byte, and nothing is left beside it.
+func TestInitFailureLeavesNothing(t *testing.T) {
+	l, err := Load(writeCluster(t, good))
+	if err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(p, 0o644)
-	if err := WriteSecret(p, []byte("second")); err != nil {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "out")
+	lift := atomicfiletest.LimitFileSize(t, 4)
+	if _, err := Init(l, dir, false); err == nil || !strings.Contains(err.Error(), "writing "+dir+"/") {
+		t.Errorf("Init past the file-size limit = %v, want an error naming the file", err)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+		t.Errorf("a failed first Init left %v", ents)
+	}
+	lift()
+	if _, err := Init(l, dir, false); err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(p); err != nil || fi.Mode() != 0o600 {
-		t.Errorf("a rewritten secret has mode %v, %v; want 0600 whatever it had", fi.Mode(), err)
-	}
+	before := tree(t, dir)
 	atomicfiletest.LimitFileSize(t, 4)
-	if err := WriteSecret(p, []byte("a third, longer than the limit")); err == nil || !strings.Contains(err.Error(), "writing "+p) {
-		t.Errorf("WriteSecret past the file-size limit = %v, want an error naming the file", err)
+	if _, err := Init(l, dir, true); err == nil {
+		t.Error("Init --rotate past the file-size limit succeeded")
 	}
-	if b, _ := os.ReadFile(p); string(b) != "second" {
-		t.Errorf("after a failed write the secret is %q, want the one before", b)
+	if after := tree(t, dir); !reflect.DeepEqual(after, before) {
+		t.Error("a failed Init --rotate changed the earlier output")
 	}
-	if ents, _ := os.ReadDir(filepath.Dir(p)); len(ents) != 1 {
-		t.Errorf("a failed write left behind: %v", ents)
+	if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+		t.Errorf("a failed Init --rotate left %v beside the output", ents)
+	}
+}
+
+// TestInitOutputDirectory: Init takes a new or empty directory, or its own earlier output
+// (through a symbolic link too), and refuses one holding anything else, untouched.
+func TestInitOutputDirectory(t *testing.T) {
+	l, err := Load(writeCluster(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlier := filepath.Join(t.TempDir(), "out")
+	if _, err := Init(l, earlier, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(dir string) // dir does not exist yet
+		want  string           // DIR stands for the directory; "" when Init takes it
+	}{
+		{"new", func(string) {}, ""},
+		{"empty", func(dir string) { os.Mkdir(dir, 0o755) }, ""},
+		{"a link to an empty directory", func(dir string) { os.Mkdir(dir+".real", 0o755); os.Symlink(dir+".real", dir) }, ""},
+		{"a file", func(dir string) { os.WriteFile(dir, nil, 0o644) }, "DIR exists and is not a directory"},
+		{"a link to nothing", func(dir string) { os.Symlink(dir+".nowhere", dir) }, "DIR is a symbolic link to nothing"},
+		{"someone's files", func(dir string) {
+			os.MkdirAll(filepath.Join(dir, "pki", "mine"), 0o755)
+			os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644)
+			os.WriteFile(filepath.Join(dir, "cp1.ign"), nil, 0o644)
+		}, "DIR holds files cluster init does not write (notes.txt, pki/mine/): give a new or empty directory, or this cluster's earlier output"},
+		{"a config of a node no longer in the cluster", func(dir string) {
+			os.CopyFS(dir, os.DirFS(earlier))
+			os.WriteFile(filepath.Join(dir, "w9.ign"), []byte("{}"), 0o600)
+		}, "DIR holds files cluster init does not write (w9.ign): give a new or empty directory, or this cluster's earlier output"},
+		{"a link where a key was", func(dir string) {
+			os.CopyFS(dir, os.DirFS(earlier))
+			os.Remove(filepath.Join(dir, "pki/ca.key"))
+			os.Symlink("/etc/passwd", filepath.Join(dir, "pki/ca.key"))
+		},
+			"DIR holds files cluster init does not write (pki/ca.key): give a new or empty directory, or this cluster's earlier output"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "out")
+			tc.setup(dir)
+			before, link := tree(t, dir), isLink(dir)
+			_, err := Init(l, dir, false)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Init() = %v", err)
+			case tc.want == "":
+				if _, err := os.Stat(filepath.Join(dir, "cp1.ign")); err != nil || isLink(dir) != link {
+					t.Errorf("Init() wrote no cp1.ign (%v) or replaced the link", err)
+				}
+			case err == nil || err.Error() != strings.ReplaceAll(tc.want, "DIR", dir):
+				t.Errorf("Init() = %v, want %s", err, strings.ReplaceAll(tc.want, "DIR", dir))
+			case !reflect.DeepEqual(tree(t, dir), before):
+				t.Error("a refused Init changed the directory")
+			}
+			if tc.want != "" && exitcode.Of(err) != exitcode.Invalid {
+				t.Errorf("exit code %d, want %d", exitcode.Of(err), exitcode.Invalid)
+			}
+		})
+	}
+}
+
+// TestLoadRejectsEndpointsAndNetworks: issue 14, class 5, for cluster definitions. Each case
+// replaces lines of the good definition and must give exactly these located messages.
+func TestLoadRejectsEndpointsAndNetworks(t *testing.T) {
+	with := func(extra string) string { return strings.Replace(good, "recipes:", extra+"recipes:", 1) }
+	node := func(i int, addr string) string {
+		return strings.Replace(good, map[int]string{0: "10.10.0.10/24", 1: "10.10.0.11/24"}[i], addr, 1)
+	}
+	tests := []struct {
+		name, def string
+		worker    string // the worker recipe, when not recipeWorker
+		want      string // with "c.yaml" for the definition's path
+	}{
+		{"endpoint with the scheme twice", with("controlPlaneEndpoint: https://https://10.10.0.10:6443\n"), "",
+			`c.yaml:5:23: controlPlaneEndpoint: "https://https://10.10.0.10:6443": an endpoint has no path, query or fragment`},
+		{"endpoint with another scheme", with("controlPlaneEndpoint: tcp://10.10.0.10:6443\n"), "",
+			`c.yaml:5:23: controlPlaneEndpoint: "tcp://10.10.0.10:6443": the API is reached over https; give host:port or https://host:port`},
+		{"endpoint with a path", with("controlPlaneEndpoint: https://10.10.0.10:6443/api\n"), "",
+			`c.yaml:5:23: controlPlaneEndpoint: "https://10.10.0.10:6443/api": an endpoint has no path, query or fragment`},
+		{"endpoint with user information", with("controlPlaneEndpoint: https://admin@10.10.0.10:6443\n"), "",
+			`c.yaml:5:23: controlPlaneEndpoint: "https://admin@10.10.0.10:6443": an endpoint carries no user information`},
+		{"endpoint port above 65535", with("controlPlaneEndpoint: 10.10.0.10:65536\n"), "",
+			`c.yaml:5:23: controlPlaneEndpoint: "10.10.0.10:65536": port "65536" is not a number from 1 to 65535`},
+		{"endpoint port 0", with("controlPlaneEndpoint: 10.10.0.10:0\n"), "",
+			`c.yaml:5:23: controlPlaneEndpoint: "10.10.0.10:0": port "0" is not a number from 1 to 65535`},
+		{"node name of 64 characters", strings.Replace(good, "name: w1,", "name: "+strings.Repeat("w", 64)+",", 1), "",
+			`c.yaml:8:12: nodes[1].name: a name of 64 characters is not a DNS label (at most 63)`},
+		{"node inside the service subnet", node(1, "10.96.0.11/24"), "",
+			`c.yaml:8:39: nodes[1].address: the network of 10.96.0.11/24 overlaps the service subnet 10.96.0.0/12 of the worker recipe`},
+		{"node inside the pod subnet", node(0, "10.244.0.10/24"), "",
+			`c.yaml:7:47: nodes[0].address: the network of 10.244.0.10/24 overlaps the pod subnet 10.244.0.0/16 of the control-plane recipe`},
+		{"IPv6 ranges for IPv4 nodes", good, recipeWorker + "  networking: {podSubnet: \"fd00:10:244::/56\", serviceSubnet: \"fd00:96::/108\"}\n",
+			"c.yaml:5:10: recipes.worker: the pod subnet fd00:10:244::/56 is IPv6, the nodes' addresses IPv4: use IPv4 ranges\n" +
+				"c.yaml:5:10: recipes.worker: the service subnet fd00:96::/108 is IPv6, the nodes' addresses IPv4: use IPv4 ranges"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeCluster(t, tt.def)
+			if tt.worker != "" {
+				os.WriteFile(filepath.Join(filepath.Dir(p), "w.yaml"), []byte(strings.Replace(tt.worker, "kubernetes: {version: v1.37.1, role: worker}\n", "kubernetes:\n  version: v1.37.1\n  role: worker\n", 1)), 0o644)
+			}
+			_, err := Load(p)
+			if got := strings.ReplaceAll(fmt.Sprint(err), p, "c.yaml"); got != tt.want {
+				t.Errorf("Load() =\n%s\nwant\n%s", got, tt.want)
+			}
+			if code := exitcode.Of(err); code != exitcode.Invalid {
+				t.Errorf("exit code = %d, want %d", code, exitcode.Invalid)
+			}
+		})
+	}
+}
+
+// TestInitNormalisesTheEndpoint: an https:// endpoint reaches admin.conf as one URL and the
+// kubeadm configurations as host:port.
+func TestInitNormalisesTheEndpoint(t *testing.T) {
+	l, err := Load(writeCluster(t, strings.Replace(good, "recipes:", "controlPlaneEndpoint: https://10.10.0.10:6443\nrecipes:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Init(l, filepath.Join(t.TempDir(), "out"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := os.ReadFile(out.Kubeconfig)
+	if !strings.Contains(string(admin), "\n    server: https://10.10.0.10:6443\n") {
+		t.Errorf("admin.conf does not name the server https://10.10.0.10:6443:\n%s", admin)
+	}
+	for node, want := range map[string]string{"cp1": "controlPlaneEndpoint: 10.10.0.10:6443\n", "w1": "apiServerEndpoint: 10.10.0.10:6443\n"} {
+		raw, _ := os.ReadFile(out.Configs[node])
+		cfg, err := nodeconfig.Parse(node, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kubeadm string
+		for _, f := range cfg.Storage.Files {
+			if f.Path == kubenode.KubeadmConfigPath || f.Path == kubenode.KubeadmJoinPath {
+				kubeadm, _ = url.PathUnescape(strings.TrimPrefix(*f.Contents.Source, "data:,"))
+			}
+		}
+		if !strings.Contains(kubeadm, want) || strings.Contains(kubeadm, "https://") {
+			t.Errorf("%s's kubeadm configuration lacks %q or holds a URL:\n%s", node, want, kubeadm)
+		}
 	}
 }

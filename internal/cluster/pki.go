@@ -16,8 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/kiln-dev/kiln/internal/atomicfile"
 )
 
 // Secrets are a cluster's shared secrets, as kubeadm names its files under /etc/kubernetes/pki.
@@ -37,7 +35,8 @@ var caFiles = []struct{ name, cn string }{
 	{"pki/etcd/ca", "etcd-ca"},
 }
 
-// LoadSecrets reads the secrets in dir, creating what is missing (everything, with rotate).
+// LoadSecrets reads the secrets in dir and makes what is missing (everything, with rotate).
+// It writes nothing: Files gives what to write.
 func LoadSecrets(dir string, rotate bool) (*Secrets, error) {
 	s := &Secrets{Files: map[string][]byte{}}
 	for _, ca := range caFiles {
@@ -67,6 +66,26 @@ func LoadSecrets(dir string, rotate bool) (*Secrets, error) {
 	return s, err
 }
 
+// secretFiles are the names of the files the secrets are kept in, relative to the output
+// directory.
+func secretFiles() []string {
+	names := []string{"pki/sa.pub", "pki/sa.key", "bootstrap-token", "certificate-key", "admin.crt", "admin.key"}
+	for _, ca := range caFiles {
+		names = append(names, ca.name+".crt", ca.name+".key")
+	}
+	return names
+}
+
+// files are the secrets' files by name (secretFiles).
+func (s *Secrets) files() map[string][]byte {
+	out := map[string][]byte{"bootstrap-token": []byte(s.Token + "\n"), "certificate-key": []byte(s.CertificateKey + "\n"),
+		"admin.crt": s.AdminCert, "admin.key": s.AdminKey}
+	for name, b := range s.Files {
+		out[name] = b
+	}
+	return out
+}
+
 // CAHash is what `kubeadm join --discovery-token-ca-cert-hash` pins: sha256 of the CA's public key.
 func (s *Secrets) CAHash() (string, error) {
 	c, err := parseCert(s.Files["pki/ca.crt"])
@@ -77,7 +96,7 @@ func (s *Secrets) CAHash() (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
-// loadOr returns NAME.crt/NAME.key (or NAME.pub/NAME.key) from dir, or makes and writes them.
+// loadOr returns NAME.crt/NAME.key (or NAME.pub/NAME.key) from dir, or makes them.
 func loadOr(dir, name string, rotate bool, make func() ([]byte, []byte, error)) ([]byte, []byte, error) {
 	first, second := name+".crt", name+".key"
 	if strings.HasSuffix(name, "/sa") {
@@ -97,29 +116,16 @@ func loadOr(dir, name string, rotate bool, make func() ([]byte, []byte, error)) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("making %s: %w", name, err)
 	}
-	if err := WriteSecret(filepath.Join(dir, first), a); err != nil {
-		return nil, nil, err
-	}
-	return a, b, WriteSecret(filepath.Join(dir, second), b)
+	return a, b, nil
 }
 
 func loadOrText(dir, name string, rotate bool, make func() string) (string, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil && !rotate {
 		return strings.TrimSpace(string(b)), nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading %s: %w", name, err)
 	}
-	v := make()
-	return v, WriteSecret(filepath.Join(dir, name), []byte(v+"\n"))
-}
-
-// WriteSecret writes a file readable by its owner only, completely or not at all.
-func WriteSecret(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	if err := atomicfile.Write(path, data, 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return make(), nil
 }
 
 func newCA(cn string) ([]byte, []byte, error) {

@@ -57,12 +57,33 @@ func Write(ctx context.Context, pl plan.Plan, c Contents) error {
 	if err != nil {
 		return err
 	}
-	for _, o := range pl.Outputs {
-		if o.Format != "raw" {
-			return fmt.Errorf("writing %s: format %s is not supported", o.Path, o.Format)
+	if len(pl.Outputs) == 0 {
+		return errors.New("the plan lists no output")
+	}
+	// The raw image is written first (to a temporary directory when it is not an output
+	// itself) and every other format is converted from it: all of them hold the same bytes.
+	raw, ok := pl.Output("raw")
+	if !ok {
+		out := filepath.Dir(pl.Outputs[0].Path)
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return fmt.Errorf("writing the disk image: %w", err)
 		}
-		if err := writeRaw(ctx, pl, c.RootFS, esp, o.Path); err != nil {
-			return fmt.Errorf("writing %s: %w", o.Path, err)
+		dir, remove, err := atomicfile.TempDir(out, ".kiln-raw-")
+		if err != nil {
+			return fmt.Errorf("writing the disk image: %w", err)
+		}
+		defer remove()
+		raw.Path = filepath.Join(dir, "disk.raw")
+	}
+	if err := writeRaw(ctx, pl, c.RootFS, esp, raw.Path); err != nil {
+		return fmt.Errorf("writing %s: %w", raw.Path, err)
+	}
+	for _, o := range pl.Outputs {
+		if o.Format == "raw" {
+			continue
+		}
+		if err := Convert(ctx, raw.Path, o.Path, o.Format, pl.ID, pl.SourceDateEpoch); err != nil {
+			return err
 		}
 	}
 	return nil

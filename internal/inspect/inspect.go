@@ -1,20 +1,17 @@
-// Package inspect reads a kiln disk image without mounting it (go-diskfs; no loop devices, no
-// root): the partition table, the ESP's files and boot entries, and the root filesystem's
-// squashfs superblock.
+// Package inspect reads a kiln disk image without mounting it (no loop devices, no root): the
+// partition table, the ESP's files and boot entries, and the root filesystem's squashfs
+// superblock. It reads the GPT and the FAT32 ESP itself rather than through go-diskfs, whose
+// readers believe what an image says (a header's entry count is an allocation, a looping
+// cluster chain a loop) and fall back to other tables and file systems when one is damaged.
 package inspect
 
 import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sort"
 	"strings"
-
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/disk"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 )
 
 // Report is what an image holds.
@@ -54,40 +51,37 @@ type Squashfs struct {
 	MkfsTime    uint32
 }
 
-// Image reads the image at path.
+// The partition types inspect reads (Discoverable Partitions Specification).
+const (
+	typeESP    = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+	typeRootX8 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+)
+
+// Image reads the image at path. It trusts nothing the image says: the GPT is checked before
+// its numbers are used, every partition must lie inside the image, and what is read of the
+// ESP is bounded (fat.go), so a damaged or hostile image costs bounded time and memory.
 func Image(path string) (*Report, error) {
-	d, err := diskfs.Open(path, diskfs.WithOpenMode(diskfs.ReadOnly))
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
-	}
-	defer d.Close()
-	t, err := d.GetPartitionTable()
-	if err != nil {
-		return nil, fmt.Errorf("reading partition table of %s: %w", path, err)
-	}
-	gt, ok := t.(*gpt.Table)
-	if !ok {
-		return nil, fmt.Errorf("%s has no GPT", path)
-	}
-	r := &Report{Image: path, Size: d.Size, DiskGUID: gt.GUID, Entries: map[string]string{}}
-	for _, p := range gt.Partitions {
-		if p.Type == gpt.Unused {
-			continue
-		}
-		r.Partitions = append(r.Partitions, Partition{Number: p.Index, Label: p.Name, Type: string(p.Type), GUID: p.GUID, Start: int64(p.Start) * 512, Size: int64(p.Size)})
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	guid, parts, err := ReadGPT(f, size)
+	if err != nil {
+		return nil, fmt.Errorf("reading the GPT of %s: %w", path, err)
+	}
+	r := &Report{Image: path, Size: size, DiskGUID: guid, Partitions: parts, Entries: map[string]string{}}
 	for _, p := range r.Partitions {
-		switch strings.ToUpper(p.Type) {
-		case string(gpt.EFISystemPartition):
-			if err := readESP(d, p.Number, r); err != nil {
-				return nil, fmt.Errorf("reading ESP: %w", err)
+		switch p.Type {
+		case typeESP:
+			if err := readESP(f, p, r); err != nil {
+				return nil, fmt.Errorf("reading the ESP of %s: %w", path, err)
 			}
-		case string(gpt.LinuxRootX86_64):
+		case typeRootX8:
 			if sq, err := readSquashfs(f, p); err == nil && r.Root == nil {
 				r.Root = sq
 			}
@@ -97,27 +91,25 @@ func Image(path string) (*Report, error) {
 }
 
 // readESP lists the ESP's files and reads the boot entries.
-func readESP(d *disk.Disk, n int, r *Report) error {
-	fsys, err := d.GetFilesystem(n)
+func readESP(img io.ReaderAt, p Partition, r *Report) error {
+	fsys, err := openFAT(io.NewSectionReader(img, p.Start, p.Size), p.Size)
 	if err != nil {
 		return err
 	}
-	err = fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
+	err = fsys.walk(func(path string, e dirent) error {
+		r.ESPFiles = append(r.ESPFiles, File{Path: path, Size: e.size})
+		lower := strings.ToLower(path)
+		if !strings.HasPrefix(lower, "/loader/") || !strings.HasSuffix(lower, ".conf") {
+			return nil
 		}
-		info, err := e.Info()
+		if e.size > maxEntry {
+			return fmt.Errorf("%s is %d bytes: kiln reads boot loader entries of at most %d KiB", path, e.size, maxEntry>>10)
+		}
+		b, err := fsys.file(e)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		r.ESPFiles = append(r.ESPFiles, File{Path: "/" + p, Size: info.Size()})
-		if strings.HasPrefix(strings.ToLower(p), "loader/") && strings.HasSuffix(strings.ToLower(p), ".conf") {
-			b, err := fs.ReadFile(fsys, p)
-			if err != nil {
-				return err
-			}
-			r.Entries["/"+p] = string(b)
-		}
+		r.Entries[path] = string(b)
 		return nil
 	})
 	sort.Slice(r.ESPFiles, func(i, j int) bool { return r.ESPFiles[i].Path < r.ESPFiles[j].Path })

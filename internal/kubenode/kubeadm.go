@@ -1,6 +1,7 @@
 package kubenode
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -28,17 +29,13 @@ type NodeIdentity struct {
 func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
 	k = Defaults(k)
 	cluster := map[string]any{
-		"apiVersion":        "kubeadm.k8s.io/v1beta4",
-		"kind":              "ClusterConfiguration",
-		"kubernetesVersion": k.Version,
-		"imageRepository":   K8sRegistry,
+		"apiVersion":      "kubeadm.k8s.io/v1beta4",
+		"kind":            "ClusterConfiguration",
+		"imageRepository": K8sRegistry,
 		// ECDSA keys make every TLS handshake with the API far cheaper than RSA-2048's: it
 		// matters on small machines, where probes and controllers handshake constantly.
 		"encryptionAlgorithm": "ECDSA-P256",
-		"networking": map[string]any{
-			"podSubnet": k.Networking.PodSubnet, "serviceSubnet": k.Networking.ServiceSubnet, "dnsDomain": k.Networking.DNSDomain,
-		},
-		"dns": map[string]any{"imageTag": CoreDNSImageTag},
+		"dns":                 map[string]any{"imageTag": CoreDNSImageTag},
 		// so that a forwarded port (kiln run -p 6443:6443) reaches the API with a valid name
 		"apiServer":         map[string]any{"certSANs": []any{"127.0.0.1", "localhost"}},
 		"controllerManager": map[string]any{"extraArgs": leaderElection(id.HA)},
@@ -51,13 +48,16 @@ func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
 				map[string]any{"name": "election-timeout", "value": "5000"},
 			}}},
 	}
-	if k.ControlPlaneEndpoint != "" {
-		cluster["controlPlaneEndpoint"] = k.ControlPlaneEndpoint
-	}
-	if id.Endpoint != "" {
-		cluster["controlPlaneEndpoint"] = id.Endpoint
-	}
 	merge(cluster, k.ClusterConfiguration)
+	// What kiln checked has the last word: the passthrough may only repeat it (recipe.Load
+	// refuses a difference), and the endpoint is written in its host:port form, the cluster
+	// definition's over the recipe's.
+	merge(cluster, map[string]any{"kubernetesVersion": k.Version, "networking": map[string]any{
+		"podSubnet": k.Networking.PodSubnet, "serviceSubnet": k.Networking.ServiceSubnet, "dnsDomain": k.Networking.DNSDomain,
+	}})
+	if ep := cmp.Or(id.Endpoint, k.ControlPlaneEndpoint); ep != "" {
+		cluster["controlPlaneEndpoint"] = ep
+	}
 	kubelet := map[string]any{
 		"apiVersion":   "kubelet.config.k8s.io/v1beta1",
 		"kind":         "KubeletConfiguration",
@@ -165,15 +165,20 @@ func leaderElection(ha bool) []any {
 	}
 }
 
-// merge lays over's fields onto base, recursing into mappings.
+// merge lays over's fields onto base, recursing into mappings. A mapping of over is copied,
+// never shared: a later merge into base must not change the recipe's passthrough.
 func merge(base, over map[string]any) {
 	for k, v := range over {
-		if bm, ok := base[k].(map[string]any); ok {
-			if om, ok := v.(map[string]any); ok {
-				merge(bm, om)
-				continue
-			}
+		om, ok := v.(map[string]any)
+		if !ok {
+			base[k] = v
+			continue
 		}
-		base[k] = v
+		bm, ok := base[k].(map[string]any)
+		if !ok {
+			bm = map[string]any{}
+			base[k] = bm
+		}
+		merge(bm, om)
 	}
 }

@@ -45,8 +45,11 @@ const (
 	kubeletDropIn = "/etc/systemd/system/kubelet.service.d/20-kiln.conf"
 )
 
-// Defaults fills the recipe's defaults.
+// Defaults fills the recipe's defaults, on the section as kubeadm will see it (the networks
+// and endpoint of recipe.Kubernetes.Effective: the passthrough's counted, the endpoint as
+// host:port).
 func Defaults(k recipe.Kubernetes) recipe.Kubernetes {
+	k = k.Effective()
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -56,9 +59,6 @@ func Defaults(k recipe.Kubernetes) recipe.Kubernetes {
 	def(&k.Etcd.Mode, "static-pod")
 	def(&k.CNI, "flannel")
 	def(&k.KubeProxy.Mode, "iptables")
-	def(&k.Networking.PodSubnet, "10.244.0.0/16")
-	def(&k.Networking.ServiceSubnet, "10.96.0.0/12")
-	def(&k.Networking.DNSDomain, "cluster.local")
 	return k
 }
 

@@ -178,3 +178,46 @@ func TestPodResolvConf(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckedFieldsWin: the passthrough cannot take the checked fields from under kiln; what
+// the recipe leaves to it counts everywhere (kubeadm and flannel alike), the endpoint is
+// written as host:port, and the recipe's passthrough is never changed.
+func TestCheckedFieldsWin(t *testing.T) {
+	cc := map[string]any{"networking": map[string]any{"podSubnet": "10.32.0.0/16"}, "clusterName": "lab"}
+	k := recipe.Kubernetes{Version: version, ControlPlaneEndpoint: "https://10.10.0.10:6443", ClusterConfiguration: cc}
+	for _, tc := range []struct {
+		name string
+		id   NodeIdentity
+		want []string
+	}{
+		{"the recipe's endpoint", NodeIdentity{}, []string{"controlPlaneEndpoint: 10.10.0.10:6443\n", "podSubnet: 10.32.0.0/16\n", "serviceSubnet: 10.96.0.0/12\n", "clusterName: lab\n", "kubernetesVersion: " + version + "\n"}},
+		{"the cluster's endpoint", NodeIdentity{Endpoint: "10.10.0.20:6443"}, []string{"controlPlaneEndpoint: 10.10.0.20:6443\n", "podSubnet: 10.32.0.0/16\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := KubeadmInitConfig(k, tc.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(cfg, w) {
+					t.Errorf("KubeadmInitConfig() lacks %q:\n%s", w, cfg)
+				}
+			}
+			if strings.Contains(cfg, "https://") {
+				t.Errorf("KubeadmInitConfig() writes a URL where kubeadm wants host:port:\n%s", cfg)
+			}
+		})
+	}
+	fs, err := Files(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if f.Path == FlannelManifest && !strings.Contains(string(f.Content), `"Network": "10.32.0.0/16"`) {
+			t.Errorf("flannel's network is not the pod subnet kubeadm gets:\n%s", f.Content)
+		}
+	}
+	if n := cc["networking"].(map[string]any); len(n) != 1 || len(cc) != 2 {
+		t.Errorf("making the configuration changed the recipe's passthrough: %v", cc)
+	}
+}

@@ -6,12 +6,15 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/coreos/ignition/v2/config/v3_5/types"
 	"github.com/coreos/vcontext/report"
@@ -49,7 +52,8 @@ type applier struct {
 	resume bool
 }
 
-func (a applier) path(p string) string { return filepath.Join(a.root, p) }
+// writeFile replaces a file in one step (a link there is replaced rather than written through).
+var writeFile = atomicfile.Write
 
 func (a applier) directories(c Config) error {
 	for _, d := range c.Storage.Directories {
@@ -59,13 +63,6 @@ func (a applier) directories(c Config) error {
 		if err := a.own(d.Path, d.Node, mode(d.Mode, 0o755)); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func (a applier) mkdirAll(p string, m os.FileMode) error {
-	if err := os.MkdirAll(a.path(p), m); err != nil {
-		return fmt.Errorf("creating directory %s: %w", p, err)
 	}
 	return nil
 }
@@ -80,10 +77,14 @@ func (a applier) files(c Config) error {
 }
 
 func (a applier) file(f types.File) error {
-	dst := a.path(f.Path)
+	dst, err := a.place(f.Path)
+	if err != nil {
+		return err
+	}
 	_, statErr := os.Lstat(dst)
 	exists := statErr == nil
-	if f.Contents.Source != nil || !exists {
+	written := f.Contents.Source != nil || !exists // by this attempt: no append of it is made yet
+	if written {
 		if exists && !boolean(f.Overwrite) && !a.resume {
 			return fmt.Errorf("it exists in the image; set overwrite: true to replace it")
 		}
@@ -91,40 +92,51 @@ func (a applier) file(f types.File) error {
 		if err != nil {
 			return fmt.Errorf("contents: %w", err)
 		}
-		if err := a.write(dst, data, mode(f.Mode, 0o644)); err != nil {
+		if err := a.write(f.Path, data, mode(f.Mode, 0o644)); err != nil {
 			return err
 		}
 	}
+	var appends [][]byte
 	for i, r := range f.Append {
 		data, err := resource(r)
 		if err != nil {
 			return fmt.Errorf("append %d: %w", i, err)
 		}
+		appends = append(appends, data)
+	}
+	if a.resume && !written {
+		appends = appends[appended(dst, appends):]
+	}
+	for _, data := range appends {
 		if err := a.appendTo(dst, data); err != nil {
 			return err
 		}
 	}
 	if f.Mode != nil {
-		if err := os.Chmod(dst, mode(f.Mode, 0)); err != nil {
+		if err := a.chmod(f.Path, mode(f.Mode, 0)); err != nil {
 			return err
 		}
 	}
 	return a.own(f.Path, f.Node, 0)
 }
 
-func (a applier) write(dst string, data []byte, m os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+// appended counts the appends an interrupted attempt made already: the most of them, from
+// the first, that the file ends with.
+func appended(dst string, appends [][]byte) int {
+	old, _ := os.ReadFile(dst)
+	n := len(appends)
+	for n > 0 && !bytes.HasSuffix(old, bytes.Join(appends[:n], nil)) {
+		n--
 	}
-	return atomicfile.Write(dst, data, m) // replaces a link there rather than writing through it
+	return n
 }
 
 func (a applier) appendTo(dst string, data []byte) error {
-	old, _ := os.ReadFile(dst)
-	if a.resume && bytes.HasSuffix(old, data) {
-		return nil
+	if fi, err := os.Lstat(dst); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return errors.New("it is a symbolic link: appends are not made through links")
 	}
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// O_NOFOLLOW: an append never goes through a link to another file
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return err
 	}
@@ -137,8 +149,11 @@ func (a applier) appendTo(dst string, data []byte) error {
 
 func (a applier) links(c Config) error {
 	for _, l := range c.Storage.Links {
-		dst := a.path(l.Path)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		dst, err := a.place(l.Path)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(dst), 0o755)
+		}
+		if err != nil {
 			return fmt.Errorf("creating link %s: %w", l.Path, err)
 		}
 		if _, err := os.Lstat(dst); err == nil {
@@ -147,9 +162,11 @@ func (a applier) links(c Config) error {
 			}
 		}
 		target := *l.Target
-		var err error
 		if boolean(l.Hard) {
-			err = atomicfile.Link(a.path(target), dst)
+			var src string
+			if src, err = a.place(target); err == nil {
+				err = atomicfile.Link(src, dst)
+			}
 		} else {
 			err = atomicfile.Symlink(target, dst)
 		}

@@ -70,6 +70,9 @@ func check(c types.Config, r *report.Report) {
 	}
 	for i, l := range c.Storage.Links {
 		checkPath(r, st.Append("links", i, "path"), l.Path)
+		if len(c.Systemd.Units) > 0 && unitDir(l.Path) {
+			r.AddOnError(st.Append("links", i, "path"), fmt.Errorf("units are written below %s: it cannot be a link", l.Path))
+		}
 	}
 	for i, u := range c.Passwd.Users {
 		p := root.Append("passwd", "users", i)
@@ -85,6 +88,21 @@ func check(c types.Config, r *report.Report) {
 			r.AddOnError(root.Append("passwd", "groups", i, "shouldExist"), errors.New("removing groups is not supported by kiln"))
 		}
 	}
+}
+
+// unitDir says whether units may be written below p: /etc/systemd/system, a directory above
+// it, or a directory in it for drop-ins or enabling links. A link there would take them
+// elsewhere (Ignition refuses files below a link the same way).
+func unitDir(p string) bool {
+	if strings.HasPrefix(etcUnits+"/", p+"/") {
+		return true
+	}
+	for _, s := range []string{".d", ".wants", ".requires", ".upholds"} {
+		if path.Dir(p) == etcUnits && strings.HasSuffix(p, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPath requires a path strictly below one of the writable trees (the trees themselves

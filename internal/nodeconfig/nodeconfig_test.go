@@ -48,6 +48,38 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// TestParseMessages: problems Ignition leaves in Go's terms or without a place are worded in
+// the config's terms and located.
+func TestParseMessages(t *testing.T) {
+	const v = `{"ignition": {"version": "3.5.0"},` + "\n"
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"empty", "", "x.ign: empty Ignition config"},
+		{"blank", " \n\t", "x.ign: empty Ignition config"},
+		{"unsupported version", `{"ignition": {"version": "2.2.0"}}`, "x.ign:1:26: $.ignition.version: unsupported config version 2.2.0 (kiln reads Ignition spec 3.0.0 to 3.5.0)"},
+		{"not a version", "{\"ignition\":\n {\"version\": \"three\"}}", `x.ign:2:14: $.ignition.version: "three" is not a version (kiln reads Ignition spec 3.0.0 to 3.5.0)`},
+		{"no version", "{\"ignition\":\n {\"config\": {}}}", "x.ign:2:3: $.ignition.version: required (kiln reads Ignition spec 3.0.0 to 3.5.0)"},
+		{"version of the wrong type", `{"ignition": {"version": 3}}`, "x.ign:1:26: $.ignition.version: want a string, got a number"},
+		{"mode as a string", v + ` "storage": {"files": [{"path": "/etc/x", "mode": "0644"}]}}`, "x.ign:2:51: $.storage.files.0.mode: want an integer, got a string"},
+		{"mode as a fraction, older spec", `{"ignition": {"version": "3.2.0"},` + "\n" + ` "storage": {"files": [{"path": "/etc/y"}, {"path": "/etc/x", "mode": 4.5}]}}`,
+			"x.ign:2:71: $.storage.files.1.mode: want an integer, got 4.5"},
+		{"files as an object", v + ` "storage": {"files": {}}}`, "x.ign:2:24: $.storage.files: want a list, got an object"},
+		{"enabled as a string", v + ` "systemd": {"units": [{"name": "a.service", "enabled": "yes"}]}}`, "x.ign:2:57: $.systemd.units.0.enabled: want true or false, got a string"},
+		{"a key in a list", v + ` "passwd": {"users": [{"name": "a", "sshAuthorizedKeys": ["x", 5]}]}}`, "x.ign:2:64: $.passwd.users.0.sshAuthorizedKeys.1: want a string, got a number"},
+		{"not an object", "[1]", "x.ign:1:2: want an object, got a list"},
+		{"syntax error", v + ` "storage": {"files": [{"path": "/etc/x" "mode": 420}]}}`, `x.ign:2:42: invalid JSON: invalid character '"' after object key:value pair`},
+		{"cut short", v + ` "storage": `, "x.ign:2:13: invalid JSON: unexpected end of JSON input"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("x.ign", []byte(tc.config))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("Parse() error = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
 func dataURL(b []byte) string { return "data:;base64," + base64.StdEncoding.EncodeToString(b) }
 
 // writeTree writes files (path under root: content) into root.
@@ -183,6 +215,10 @@ func TestHostileConfigs(t *testing.T) {
 			`$.storage.files.0.contents: verification.hash: content has sha256-ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb, want sha256-0000`},
 		{"gzip over plain data", `"storage": {"files": [{"path": "/etc/x", "contents": {"source": "data:,plain", "compression": "gzip"}}]}}`, `$.storage.files.0.contents: decompressing: unexpected EOF`},
 		{"bad append", `"storage": {"files": [{"path": "/etc/x", "append": [{"source": "data:,plain", "compression": "gzip"}]}]}}`, `$.storage.files.0.append.0: decompressing`},
+		{"[Install] naming a path", `"systemd": {"units": [{"name": "a.service", "enabled": true, "contents": "[Install]\nWantedBy=../../../../usr/lib/x\n"}]}}`,
+			`$.systemd.units.0.contents: [Install] WantedBy=../../../../usr/lib/x: not a unit name`},
+		{"a link where units are written", `"storage": {"links": [{"path": "/etc/systemd/system/a.service.d", "target": "/usr/lib"}]}, "systemd": {"units": [{"name": "a.service", "dropins": [{"name": "10.conf", "contents": "x"}]}]}}`,
+			`$.storage.links.0.path: units are written below /etc/systemd/system/a.service.d: it cannot be a link`},
 		{"enabled without [Install]", `"systemd": {"units": [{"name": "a.service", "enabled": true, "contents": "[Service]\nExecStart=/bin/true\n"}]}}`,
 			`$.systemd.units.0.contents: enabled, but its [Install] section names no target`},
 	} {
@@ -235,5 +271,50 @@ func TestApplyReplacesLinksInPlace(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(root, "etc"))
 	if len(ents) != 4 {
 		t.Errorf("etc holds %v, want only the four files", ents)
+	}
+}
+
+// TestApplyStaysInPlaceThroughLinks: links already on the node — /var/run -> /run as Debian
+// has it, a link in /etc to the read-only root, a home directory off the writable trees — do
+// not carry a write, an append or a mode change out of /etc, /var, /home and /root. Each is
+// refused naming the path, and nothing outside those trees changes.
+func TestApplyStaysInPlaceThroughLinks(t *testing.T) {
+	for _, tc := range []struct{ name, config, want string }{
+		{"file through /var/run", `"storage": {"files": [{"path": "/var/run/x", "contents": {"source": "data:,x"}}]}}`, "/var/run/x: its directory leads to /run, outside /etc, /var, /home, /root"},
+		{"directory through /var/run", `"storage": {"directories": [{"path": "/var/run/d/e"}]}}`, "/var/run/d/e: its directory leads to /run/d, outside"},
+		{"link through a relative link", `"storage": {"links": [{"path": "/etc/usr/x", "target": "/etc/hostname"}]}}`, "/etc/usr/x: its directory leads to /usr/share, outside"},
+		{"append through a link", `"storage": {"files": [{"path": "/etc/os-release", "append": [{"source": "data:,PWNED=1"}]}]}}`, "writing /etc/os-release: it is a symbolic link: appends are not made through links"},
+		{"mode through a link", `"storage": {"files": [{"path": "/etc/os-release", "mode": 511}]}}`, "/etc/os-release is a symbolic link: its mode cannot be set"},
+		{"home off the trees", `"passwd": {"users": [{"name": "ops", "homeDir": "/var/run/ops"}]}}`, "creating directory /var/run/ops: /var/run/ops: its directory leads to /run, outside"},
+		{"a loop", `"storage": {"files": [{"path": "/etc/loop/x", "contents": {"source": "data:,x"}}]}}`, "/etc/loop/: too many levels of symbolic links"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, map[string]string{
+				"etc/passwd": "root:x:0:0:root:/root:/bin/bash\n", "etc/group": "root:x:0:\n", "etc/shadow": "root:*:19000:0:99999:7:::\n",
+				"etc/hostname": "image\n", "usr/share/os-release": "ID=debian\n", "run/keep": "", "var/lib/keep": "",
+			})
+			os.Chmod(filepath.Join(root, "usr/share/os-release"), 0o644)
+			os.Symlink("/run", filepath.Join(root, "var/run"))
+			os.Symlink("../usr/share/os-release", filepath.Join(root, "etc/os-release"))
+			os.Symlink("../usr/share", filepath.Join(root, "etc/usr"))
+			os.Symlink("loop", filepath.Join(root, "etc/loop"))
+			cfg, err := Parse("x.ign", []byte(`{"ignition": {"version": "3.5.0"}, `+tc.config))
+			if err != nil {
+				t.Fatalf("Parse() = %v; the check cannot see the node's links, Apply must", err)
+			}
+			if err := Apply(cfg, root, false); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Apply() = %v\nwant it to contain %q", err, tc.want)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(root, "run")); len(ents) != 1 {
+				t.Errorf("/run holds %v, want only keep", ents)
+			}
+			if fi, err := os.Stat(filepath.Join(root, "usr/share/os-release")); err != nil || fi.Mode().Perm() != 0o644 || fi.Size() != int64(len("ID=debian\n")) {
+				t.Errorf("the read-only root's file changed: %v, %v", fi, err)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(root, "usr/share")); len(ents) != 1 {
+				t.Errorf("/usr/share holds %v, want only os-release", ents)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@
 package nodeconfig
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"github.com/coreos/ignition/v2/config/v3_5"
 	"github.com/coreos/ignition/v2/config/v3_5/types"
 	vjson "github.com/coreos/vcontext/json"
+	vpath "github.com/coreos/vcontext/path"
 	"github.com/coreos/vcontext/report"
 )
 
@@ -65,27 +67,47 @@ func (e *Error) Error() string {
 // Parse reads an Ignition config (spec 3.0–3.5) and checks it with exactly the rules the node
 // applies: Ignition's own validation, unknown keys (Ignition only warns; a typo must not pass),
 // and kiln's limits (check.go). It returns an *Error naming every problem with its line.
-func Parse(file string, raw []byte) (Config, error) {
+func Parse(file string, raw []byte) (Config, error) { return parse(file, raw, nil) }
+
+// ParseTranslated is Parse for a config translated from another file (Butane): locate gives
+// each problem's JSON path in raw the place in that file it comes from, setting the entries'
+// contexts and markers.
+func ParseTranslated(file string, raw []byte, locate func(*report.Report)) (Config, error) {
+	return parse(file, raw, locate)
+}
+
+func parse(file string, raw []byte, locate func(*report.Report)) (Config, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return Config{}, &Error{File: file, Problems: []Problem{{Message: "empty Ignition config"}}}
+	}
+	tree, err := vjson.UnmarshalToContext(raw)
+	if err != nil {
+		return Config{}, &Error{File: file, Problems: []Problem{syntaxProblem(raw)}}
+	}
+	if locate == nil {
+		locate = func(r *report.Report) {
+			if tree != nil {
+				r.Correlate(tree)
+			}
+		}
+	}
 	cfg, rpt, err := v3_5.ParseCompatibleVersion(raw)
-	probs := Problems(rpt)
-	if err != nil && len(probs) == 0 {
-		msg := err.Error()
-		if errors.Is(err, ignerrors.ErrUnknownVersion) || errors.Is(err, ignerrors.ErrInvalidVersion) {
-			msg = "ignition.version: " + msg + " (kiln reads Ignition spec 3.0.0 to 3.5.0)"
-		} else if errors.Is(err, ignerrors.ErrEmpty) {
-			msg = "empty config"
-		}
-		probs = []Problem{{Message: msg}}
+	switch {
+	case err == nil:
+		check(cfg, &rpt)
+	case errors.Is(err, ignerrors.ErrUnknownVersion) || errors.Is(err, ignerrors.ErrInvalidVersion):
+		rpt = report.Report{}
+		rpt.AddOnError(vpath.New("json", "ignition", "version"), versionError(raw))
+	case decodeFailed(rpt):
+		rpt = report.Report{}
+		typeError(raw, &rpt)
+	case !rpt.IsFatal():
+		rpt.AddOnError(vpath.New("json"), err)
 	}
-	if err == nil {
-		var r report.Report
-		check(cfg, &r)
-		if tree, jerr := vjson.UnmarshalToContext(raw); jerr == nil {
-			r.Correlate(tree)
-		}
-		probs = append(probs, Problems(r)...)
+	if len(rpt.Entries) > 0 {
+		locate(&rpt)
 	}
-	if len(probs) > 0 {
+	if probs := Problems(rpt); len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 		return Config{}, &Error{File: file, Problems: probs}
 	}

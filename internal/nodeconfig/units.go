@@ -32,7 +32,7 @@ func (a applier) units(c Config) error {
 func (a applier) unit(u types.Unit) error {
 	file := path.Join(etcUnits, u.Name)
 	if u.Contents != nil {
-		if err := a.write(a.path(file), []byte(*u.Contents), 0o644); err != nil {
+		if err := a.write(file, []byte(*u.Contents), 0o644); err != nil {
 			return err
 		}
 	}
@@ -40,12 +40,16 @@ func (a applier) unit(u types.Unit) error {
 		if d.Contents == nil {
 			continue
 		}
-		if err := a.write(a.path(path.Join(etcUnits, u.Name+".d", d.Name)), []byte(*d.Contents), 0o644); err != nil {
+		if err := a.write(path.Join(etcUnits, u.Name+".d", d.Name), []byte(*d.Contents), 0o644); err != nil {
 			return err
 		}
 	}
 	if boolean(u.Mask) {
-		if err := atomicfile.Symlink("/dev/null", a.path(file)); err != nil {
+		dst, err := a.place(file)
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.Symlink("/dev/null", dst); err != nil {
 			return err
 		}
 	}
@@ -57,7 +61,10 @@ func (a applier) unit(u types.Unit) error {
 		return err
 	}
 	for _, w := range install {
-		link := a.path(path.Join(etcUnits, w, u.Name))
+		link, err := a.place(path.Join(etcUnits, w, u.Name))
+		if err != nil {
+			return err
+		}
 		if !*u.Enabled {
 			os.Remove(link)
 			continue
@@ -82,7 +89,7 @@ func (a applier) install(name string) (string, []string, error) {
 	for _, c := range candidates {
 		for _, d := range unitDirs {
 			file := path.Join(d, c)
-			f, err := os.Open(a.path(file))
+			f, err := os.Open(a.read(file))
 			if err != nil {
 				continue
 			}
@@ -128,6 +135,9 @@ func installDirs(r io.Reader) ([]string, error) {
 	var dirs []string
 	for _, k := range installKeys {
 		for _, t := range targets[k.key] {
+			if !unitName.MatchString(t) { // the link's directory is named after it
+				return nil, fmt.Errorf("[Install] %s=%s: not a unit name", k.key, t)
+			}
 			dirs = append(dirs, t+k.suffix)
 		}
 	}

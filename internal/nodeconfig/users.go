@@ -18,7 +18,7 @@ type table struct {
 
 func (a applier) readTable(name string) (*table, error) {
 	t := &table{file: name}
-	b, err := os.ReadFile(a.path(name))
+	b, err := os.ReadFile(a.read(name))
 	if err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (a applier) writeTable(t *table, m os.FileMode) error {
 	for _, r := range t.rows {
 		b.WriteString(strings.Join(r, ":") + "\n")
 	}
-	return a.write(a.path(t.file), []byte(b.String()), m)
+	return a.write(t.file, []byte(b.String()), m)
 }
 
 func (a applier) groups(c Config) error {
@@ -155,7 +155,7 @@ func (a applier) user(u types.PasswdUser, pw, grp, sh *table) error {
 			if err := a.mkdirAll(home, 0o700); err != nil {
 				return err
 			}
-			if err := os.Lchown(a.path(home), uid, gid); err != nil {
+			if err := a.lchown(home, uid, gid); err != nil {
 				return err
 			}
 		}
@@ -201,15 +201,15 @@ func (a applier) sshKeys(u types.PasswdUser, pw *table) error {
 		if err := a.mkdirAll(d, 0o700); err != nil {
 			return err
 		}
-		if err := os.Lchown(a.path(d), uid, gid); err != nil {
+		if err := a.lchown(d, uid, gid); err != nil {
 			return err
 		}
 	}
 	for _, f := range []string{ssh + "/authorized_keys.d/ignition", ssh + "/authorized_keys"} {
-		if err := a.write(a.path(f), []byte(keys.String()), 0o600); err != nil {
+		if err := a.write(f, []byte(keys.String()), 0o600); err != nil {
 			return err
 		}
-		if err := os.Lchown(a.path(f), uid, gid); err != nil {
+		if err := a.lchown(f, uid, gid); err != nil {
 			return err
 		}
 	}
@@ -223,11 +223,11 @@ func (a applier) own(p string, n types.Node, m os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
-	if err := os.Lchown(a.path(p), uid, gid); err != nil {
+	if err := a.lchown(p, uid, gid); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	if m != 0 {
-		return os.Chmod(a.path(p), m)
+		return a.chmod(p, m)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/initrd"
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/check"
 	"github.com/kiln-dev/kiln/internal/disk"
 	"github.com/kiln-dev/kiln/internal/lock"
@@ -32,6 +33,8 @@ type Options struct {
 	Recipe   string
 	Output   string
 	Mirrors  []oci.Mirror // from the command line; searched before the recipe's own
+	Overlays []string     // absolute directories laid after the recipe's overlays (kiln build --overlay)
+	Formats  []string     // output formats replacing the recipe's outputs (kiln build --format)
 	CacheDir string       // "" for the default; "-" for none
 	WorkDir  string       // where the staging tree goes; "" for the system temp dir
 	Init     string       // the kiln-init binary
@@ -76,6 +79,14 @@ func MakePlan(ctx context.Context, o Options) (*Planned, error) {
 	if err != nil {
 		return nil, err
 	}
+	own := len(r.Recipe.Overlays)
+	r.Recipe.Overlays = append(r.Recipe.Overlays, o.Overlays...)
+	if len(o.Formats) > 0 {
+		r.Recipe.Outputs = nil
+		for _, f := range o.Formats {
+			r.Recipe.Outputs = append(r.Recipe.Outputs, recipe.Output{Format: f})
+		}
+	}
 	locked, err := readLock(o)
 	if err != nil {
 		return nil, err
@@ -85,7 +96,10 @@ func MakePlan(ctx context.Context, o Options) (*Planned, error) {
 	if err != nil {
 		return nil, err
 	}
-	got := lock.FromPinned(filepath.Base(o.Recipe), in.Pinned, r.Recipe.Overlays)
+	// The lock records the recipe's own inputs: overlays given on the command line are not its.
+	recorded := in.Pinned
+	recorded.Overlays = recorded.Overlays[:own]
+	got := lock.FromPinned(filepath.Base(o.Recipe), recorded, r.Recipe.Overlays[:own])
 	var drift []string
 	if locked != nil {
 		drift = locked.Drift(got)
@@ -126,11 +140,11 @@ func Build(ctx context.Context, o Options) (plan.Plan, error) {
 	if err != nil {
 		return plan.Plan{}, err
 	}
-	work, err := os.MkdirTemp(workDir(o.WorkDir), "kiln-build-")
+	work, remove, err := atomicfile.TempDir(workDir(o.WorkDir), "kiln-build-")
 	if err != nil {
 		return p.Plan, fmt.Errorf("creating work directory: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer remove()
 	return p.Plan, build(ctx, o, p, work)
 }
 

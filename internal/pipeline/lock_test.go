@@ -57,3 +57,30 @@ func TestLockFile(t *testing.T) {
 		t.Errorf("ignoring the lock: drift %v, base %s, %v; want none and %s", p3.Drift, p3.Plan.Inputs[0].Digest, err, moved)
 	}
 }
+
+// TestExtraOverlay: an overlay given on the command line (kiln build --overlay) is laid after
+// the recipe's and is in the plan, but not in the lock: a locked build with it does not drift.
+func TestExtraOverlay(t *testing.T) {
+	f := newFixture(t, "")
+	extra := t.TempDir()
+	o := Options{Recipe: f.recipe, Output: filepath.Join(t.TempDir(), "x.raw"), CacheDir: "-", Init: f.init}
+	ctx := context.Background()
+	p, err := MakePlan(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Write(lock.Path(f.recipe), p.Lock); err != nil {
+		t.Fatal(err)
+	}
+	o.Overlays, o.Lock = []string{extra}, Locked
+	p2, err := MakePlan(ctx, o)
+	if err != nil {
+		t.Fatalf("--locked with an extra overlay: %v", err)
+	}
+	if n := len(p2.Plan.Overlays); n != 2 || p2.Plan.Overlays[1].Dir != extra {
+		t.Errorf("plan overlays = %+v, want the recipe's and then %s", p2.Plan.Overlays, extra)
+	}
+	if len(p2.Lock.Overlays) != 1 || p2.Plan.ID == p.Plan.ID {
+		t.Errorf("lock overlays = %+v, plan IDs %s, %s: want the recipe's one only, and another plan", p2.Lock.Overlays, p.Plan.ID, p2.Plan.ID)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/kiln-dev/kiln/internal/kubenode"
@@ -37,6 +38,10 @@ const align = recipe.MiB
 // parameters: both consoles (serial last, so it is /dev/console), the root slot, and systemd
 // settings a read-only image needs.
 var DefaultCmdline = []string{"console=tty0", "console=ttyS0,115200", "ro", "panic=10", "systemd.gpt_auto=0", "systemd.show_status=true"}
+
+// MaxCmdline is the longest kernel command line x86-64 Linux keeps (COMMAND_LINE_SIZE, 2048
+// bytes with the terminating NUL); it cuts a longer one short without a word.
+const MaxCmdline = 2047
 
 // Input is one pinned OCI image.
 type Input struct {
@@ -95,7 +100,12 @@ type Partition struct {
 // Output is one artefact to write.
 type Output struct {
 	Format string `json:"format"`
-	Path   string `json:"path"`
+	Path   string `json:"path"` // pxe: a directory
+	// Live media (iso, pxe) only: the kernel command line they boot by default (live, or the
+	// installer when the recipe gives an install target), and for an iso its El Torito boot
+	// image's files.
+	Cmdline string    `json:"cmdline,omitempty"`
+	ESP     []ESPFile `json:"esp,omitempty"`
 }
 
 // Plan is everything a build writes, as data. Its JSON form (kiln plan --output json) is a
@@ -120,6 +130,9 @@ type Plan struct {
 	DiskGUID        string      `json:"diskGUID"`
 	Partitions      []Partition `json:"partitions"`
 	Outputs         []Output    `json:"outputs"`
+	// LiveLabel names the live media's root (an ISO's volume ID; kiln.live= on their command
+	// line), when the plan writes one.
+	LiveLabel string `json:"liveLabel,omitempty"`
 }
 
 // Kubernetes is what the build checks a Kubernetes node's binaries and images against.
@@ -169,12 +182,48 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	}
 	pl.Node.Units = enabledUnits(pl.Files)
 	pl.ID = pl.inputDigest()
-	pl.Cmdline = strings.Join(append(append([]string{}, DefaultCmdline...), append([]string{"kiln.root=" + pl.RootSlot}, r.Recipe.Kernel.Cmdline...)...), " ")
+	pl.Cmdline = cmdline("kiln.root="+pl.RootSlot, r.Recipe.Kernel.Cmdline)
 	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline)
 	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
 	pl.Outputs = outputs(r.Recipe.Outputs, output)
+	for i, o := range r.Recipe.Outputs {
+		if contains(recipe.LiveFormats, o.Format) {
+			pl.LiveLabel = "KILN_" + strings.ToUpper(pl.ID[:12])
+			pl.Outputs[i] = liveOutput(pl, pl.Outputs[i], r.Recipe.Kernel.Cmdline, o.Install)
+		}
+	}
+	for _, c := range append([]string{pl.Cmdline}, outputCmdlines(pl.Outputs)...) {
+		if len(c) > MaxCmdline {
+			return Plan{}, r.Problem("kernel.cmdline", "the kernel command line would be %d bytes with kiln's own parameters; Linux keeps %d and drops the rest", len(c), MaxCmdline)
+		}
+	}
 	return pl, nil
+}
+
+// cmdline is kiln's kernel command line: its defaults, then kiln's own parameter, then the
+// recipe's.
+func cmdline(own string, extra []string) string {
+	return strings.Join(append(append(append([]string{}, DefaultCmdline...), own), extra...), " ")
+}
+
+func outputCmdlines(os []Output) []string {
+	var res []string
+	for _, o := range os {
+		if o.Cmdline != "" {
+			res = append(res, o.Cmdline)
+		}
+	}
+	return res
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // kubernetesPlan is what a kubernetes section adds: kubenode's files and the preload archive
@@ -247,15 +296,40 @@ func derivedGUID(id, what string) string {
 	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
 }
 
+// outputs names each output: the raw image at path, every other format beside it with the
+// same name and the format's extension (out/minimal.raw → out/minimal.qcow2; given
+// out/minimal.qcow2, the raw image is out/minimal.raw).
 func outputs(outs []recipe.Output, path string) []Output {
 	if len(outs) == 0 {
 		return []Output{{Format: "raw", Path: path}}
 	}
+	stem, raw := path, path
+	switch ext := filepath.Ext(path); ext {
+	case ".raw", ".img":
+		stem = strings.TrimSuffix(path, ext)
+	case ".qcow2", ".vmdk", ".vhd", ".iso", ".pxe": // -o out/x.qcow2: the raw image, if listed, is out/x.raw
+		stem = strings.TrimSuffix(path, ext)
+		raw = stem + ".raw"
+	}
 	var res []Output
 	for _, o := range outs {
-		res = append(res, Output{Format: o.Format, Path: path})
+		p := raw
+		if o.Format != "raw" {
+			p = stem + "." + o.Format
+		}
+		res = append(res, Output{Format: o.Format, Path: p})
 	}
 	return res
+}
+
+// Output returns the output of the given format (false if the plan writes none).
+func (pl Plan) Output(format string) (Output, bool) {
+	for _, o := range pl.Outputs {
+		if o.Format == format {
+			return o, true
+		}
+	}
+	return Output{}, false
 }
 
 // Partition returns the partition labelled label (the zero Partition if there is none).

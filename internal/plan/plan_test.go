@@ -1,9 +1,11 @@
 package plan
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/kiln-dev/kiln/internal/exitcode"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -66,5 +68,93 @@ func TestCmdline(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() lacks %q", want)
 		}
+	}
+}
+
+func TestCmdlineLength(t *testing.T) {
+	own := len(mustMake(t, loaded(recipe.Disk{}), Pinned{}, "x").Cmdline)
+	for _, tc := range []struct {
+		name string
+		arg  int // length of the recipe's one parameter
+		want string
+	}{
+		{"fits exactly", MaxCmdline - own - 1, ""},
+		{"one byte too long", MaxCmdline - own, "r.yaml:1:1: kernel.cmdline: the kernel command line would be 2048 bytes with kiln's own parameters; Linux keeps 2047 and drops the rest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Make(loaded(recipe.Disk{}, "x="+strings.Repeat("y", tc.arg-2)), Pinned{}, "x")
+			if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
+				t.Errorf("Make() = %v, want %q", err, tc.want)
+			}
+			if tc.want != "" && exitcode.Of(err) != exitcode.Invalid {
+				t.Errorf("exit code = %d, want %d", exitcode.Of(err), exitcode.Invalid)
+			}
+		})
+	}
+}
+
+// TestOutputsAreNamedForTheirFormat: the raw image is at -o's path, every other format beside
+// it with its own extension, whatever extension -o has.
+func TestOutputsAreNamedForTheirFormat(t *testing.T) {
+	formats := []recipe.Output{{Format: "raw"}, {Format: "qcow2"}, {Format: "vmdk"}, {Format: "vhd"}}
+	for _, c := range []struct {
+		out  string
+		want []string
+	}{
+		{"out/n.raw", []string{"out/n.raw", "out/n.qcow2", "out/n.vmdk", "out/n.vhd"}},
+		{"out/n.img", []string{"out/n.img", "out/n.qcow2", "out/n.vmdk", "out/n.vhd"}},
+		{"out/n", []string{"out/n", "out/n.qcow2", "out/n.vmdk", "out/n.vhd"}},
+		{"out/n.qcow2", []string{"out/n.raw", "out/n.qcow2", "out/n.vmdk", "out/n.vhd"}},
+		{"out/n.v1", []string{"out/n.v1", "out/n.v1.qcow2", "out/n.v1.vmdk", "out/n.v1.vhd"}},
+	} {
+		r := loaded(recipe.Disk{})
+		r.Recipe.Outputs = formats
+		pl := mustMake(t, r, Pinned{InitSHA256: "i"}, c.out)
+		var got []string
+		for _, o := range pl.Outputs {
+			got = append(got, o.Path)
+		}
+		if strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("-o %s: outputs %v, want %v", c.out, got, c.want)
+		}
+	}
+	if pl := mustMake(t, loaded(recipe.Disk{}), Pinned{InitSHA256: "i"}, "x.raw"); len(pl.Outputs) != 1 || pl.Outputs[0].Format != "raw" || pl.Outputs[0].Path != "x.raw" || pl.Outputs[0].Cmdline != "" {
+		t.Errorf("no outputs listed: %v, want the raw image alone", pl.Outputs)
+	}
+}
+
+func TestLiveMedia(t *testing.T) {
+	r := loaded(recipe.Disk{}, "quiet")
+	r.Recipe.Outputs = []recipe.Output{{Format: "raw"}, {Format: "iso", Install: &recipe.Install{Device: "first-empty", After: "poweroff"}}, {Format: "pxe"}}
+	pl := mustMake(t, r, Pinned{InitSHA256: "i"}, "out/n.raw")
+	if !strings.HasPrefix(pl.LiveLabel, "KILN_") || len(pl.LiveLabel) != 17 || strings.ToUpper(pl.LiveLabel) != pl.LiveLabel {
+		t.Fatalf("live label %q: want KILN_ and 12 upper-case hex digits (an ISO 9660 volume ID)", pl.LiveLabel)
+	}
+	raw, iso, pxe := pl.Outputs[0], pl.Outputs[1], pl.Outputs[2]
+	if raw.Cmdline != "" || raw.ESP != nil || strings.Contains(pl.Cmdline, "kiln.live") {
+		t.Errorf("the disk image boots live: %+v, %q", raw, pl.Cmdline)
+	}
+	live := "kiln.live=" + pl.LiveLabel + " quiet"
+	if want := live + " kiln.install=first-empty kiln.install.after=poweroff"; !strings.HasSuffix(iso.Cmdline, want) || strings.Contains(iso.Cmdline, "kiln.root") {
+		t.Errorf("iso command line %q, want it to end %q", iso.Cmdline, want)
+	}
+	if !strings.HasSuffix(pxe.Cmdline, live) || pxe.ESP != nil || pxe.Path != "out/n.pxe" {
+		t.Errorf("pxe: %+v, want the live command line and no boot image", pxe)
+	}
+	files := map[string]ESPFile{}
+	for _, f := range iso.ESP {
+		files[f.Path] = f
+	}
+	if !strings.HasPrefix(files[ESPLoaderConf].Content, "default kiln-install.conf\n") {
+		t.Errorf("loader.conf %q: with an install target the installer is the default", files[ESPLoaderConf].Content)
+	}
+	if e := files[ESPEntry(LiveEntry)].Content; !strings.Contains(e, "options "+pl.Cmdline[:10]) || !strings.HasSuffix(e, live+"\n") {
+		t.Errorf("live entry %q", e)
+	}
+	if e := files[ESPEntry(InstallEntry)].Content; !strings.HasSuffix(e, iso.Cmdline+"\n") {
+		t.Errorf("install entry %q", e)
+	}
+	if files[liveKernel].From != FromKernel || files[liveInitrd].From != FromInitrd || files[ESPBootloader].From != FromBootloader {
+		t.Errorf("boot image files %v", iso.ESP)
 	}
 }

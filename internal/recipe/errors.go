@@ -1,9 +1,12 @@
 package recipe
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // FieldError is one problem in a recipe, located by file, line, column and field path.
@@ -87,4 +90,21 @@ func (c *collector) add(path, format string, args ...any) {
 // addAt records a problem about path found at p.
 func (c *collector) addAt(p pos, path, format string, args ...any) {
 	c.errs = append(c.errs, FieldError{File: c.file, Line: p.line, Col: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// unreadable says why a path the recipe names cannot be used, from the error its stat gave:
+// "does not exist", "is a symlink loop", or the system's words.
+func unreadable(err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist"
+	case errors.Is(err, syscall.ELOOP):
+		return "is a symlink loop"
+	case errors.Is(err, syscall.ENOTDIR):
+		return "does not exist (a part of its path is not a directory)"
+	case errors.As(err, &errno):
+		return "cannot be read: " + errno.Error()
+	}
+	return "cannot be read: " + err.Error()
 }

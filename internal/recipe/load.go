@@ -109,16 +109,20 @@ func Decode(file string, data []byte, kind string, v any) *Document {
 	return d
 }
 
-// parse reads the first YAML document in data (later ones are ignored) and returns its top
-// node, or nil for an empty document. A syntax error is recorded where the parser found it.
+// parse reads the YAML document in data and returns its top node, or nil for an empty
+// document. A syntax error is recorded where the parser found it, and so is a second document
+// (text.go).
 func (c *collector) parse(data []byte) (*yaml.Node, bool) {
 	var doc yaml.Node
-	l, err := yaml.NewLoader(bytes.NewReader(data), yaml.WithSingleDocument())
+	l, err := yaml.NewLoader(bytes.NewReader(data))
 	if err == nil {
 		err = l.Load(&doc)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		c.yamlError(err)
+		c.yamlError(err, data)
+		return nil, false
+	}
+	if err == nil && !c.single(l, data) {
 		return nil, false
 	}
 	root := top(&doc)
@@ -136,14 +140,17 @@ func top(doc *yaml.Node) *yaml.Node {
 	return doc.Content[0]
 }
 
-// yamlError records a syntax error at the line and column the parser gives.
-func (c *collector) yamlError(err error) {
+// yamlError records a syntax error in data at the line and column the parser gives, or, for
+// a character the parser refuses without saying where, at that character.
+func (c *collector) yamlError(err error, data []byte) {
 	at, msg := pos{1, 1}, strings.TrimPrefix(err.Error(), "yaml: ")
 	var le *yaml.LoadError
 	if errors.As(err, &le) {
 		msg = le.Message
 		if le.Mark.Line > 0 {
 			at = markPos(le.Mark)
+		} else if p, what, ok := badCharacter(data); ok {
+			at, msg = p, what
 		}
 	}
 	c.addAt(at, "", "invalid YAML: %s", msg)
@@ -228,11 +235,11 @@ func (s *sites) walk(c *collector, n *yaml.Node, t reflect.Type, path string) {
 	}
 	switch {
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
-	case n.Kind == yaml.MappingNode && (t.Kind() == reflect.Struct || t.Kind() == reflect.Map):
+	case n.Kind == yaml.MappingNode && (t.Kind() == reflect.Struct || t.Kind() == reflect.Map || t.Kind() == reflect.Interface):
 		s.mapping(c, n, t, path)
-	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Interface) && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
-			s.walk(c, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			s.walk(c, item, elemType(t), fmt.Sprintf("%s[%d]", path, i))
 		}
 	case t.Kind() == reflect.String && t != scalarType && n.Kind == yaml.ScalarNode && n.Tag != "!!str":
 		msg, _ := mismatch(t, n)
@@ -245,19 +252,24 @@ func (s *sites) walk(c *collector, n *yaml.Node, t reflect.Type, path string) {
 }
 
 // mapping walks the entries of a struct's or a map's mapping. A struct's fields are located
-// by their values, a map's entries by their keys.
+// by their values, a map's entries by their keys. The entries of a free-form document (a
+// passthrough such as kubernetes.clusterConfiguration: values of any type) are named and
+// located as fields are, so that checks of the document can point into it.
 func (s *sites) mapping(c *collector, n *yaml.Node, t reflect.Type, path string) {
 	var fields map[string]reflect.StructField
 	if t.Kind() == reflect.Struct {
 		fields = structFields(t)
 	}
+	freeForm := t.Kind() == reflect.Interface || t.Kind() == reflect.Map && t.Elem().Kind() == reflect.Interface
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		kp := pos{key.Line, key.Column}
 		k := site{path: fmt.Sprintf("%s[%q]", path, key.Value), typ: t, node: key}
 		var elem reflect.Type
-		if fields == nil {
+		if freeForm {
+			k.path, elem = joinPath(path, key.Value), elemType(t)
+		} else if fields == nil {
 			elem = t.Elem()
 		} else if f, known := fields[key.Value]; known {
 			k.path, elem = joinPath(path, key.Value), f.Type
@@ -272,11 +284,20 @@ func (s *sites) mapping(c *collector, n *yaml.Node, t reflect.Type, path string)
 		note(s.keys, kp, k)
 		if k.problem == "" {
 			s.walk(c, val, elem, k.path)
-			if fields == nil {
+			if fields == nil && !freeForm {
 				c.pos[k.path] = kp
 			}
 		}
 	}
+}
+
+// elemType is the type of the values in a map or slice type t; an interface type's values
+// (a free-form document's) are of that interface type again.
+func elemType(t reflect.Type) reflect.Type {
+	if t.Kind() == reflect.Interface {
+		return t
+	}
+	return t.Elem()
 }
 
 // note indexes s at p unless a site is there already.

@@ -1,11 +1,14 @@
 package recipe
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,7 +18,7 @@ import (
 const head = "apiVersion: kiln.dev/v1alpha1\nkind: NodeImage\nmetadata:\n  name: t\n"
 
 // writeRecipe writes body as r.yaml in a fresh directory that also holds an overlay directory
-// "ov" and a file "f.txt", and returns the recipe's path.
+// "ov", a file "f.txt" and a symlink loop "loop", and returns the recipe's path.
 func writeRecipe(t *testing.T, body string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -25,6 +28,9 @@ func writeRecipe(t *testing.T, body string) string {
 	if err := os.WriteFile(filepath.Join(dir, "f.txt"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink("loop", filepath.Join(dir, "loop")); err != nil {
+		t.Fatal(err)
+	}
 	p := filepath.Join(dir, "r.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -32,12 +38,36 @@ func writeRecipe(t *testing.T, body string) string {
 	return p
 }
 
+// rejectCase is a recipe Load must refuse, and every located message it must give.
+type rejectCase struct {
+	name string
+	body string
+	want string // every located message, one a line, with "r.yaml" for the file
+}
+
+// testRejects loads each case's recipe and compares the whole error and its exit code.
+func testRejects(t *testing.T, tests []rejectCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeRecipe(t, tt.body)
+			_, err := Load(p)
+			if err == nil {
+				t.Fatalf("Load(%q) = nil error, want %q", tt.name, tt.want)
+			}
+			got := strings.ReplaceAll(err.Error(), p, "r.yaml")
+			if got != tt.want {
+				t.Errorf("Load() error =\n%s\nwant\n%s", got, tt.want)
+			}
+			if code := exitcode.Of(err); code != exitcode.Invalid {
+				t.Errorf("exit code = %d, want %d", code, exitcode.Invalid)
+			}
+		})
+	}
+}
+
 func TestLoadRejects(t *testing.T) {
-	tests := []struct {
-		name string
-		body string
-		want string // every located message, one a line, with "r.yaml" for the file
-	}{
+	tests := []rejectCase{
 		{"empty", "", "r.yaml:1:1: empty document: expected apiVersion: kiln.dev/v1alpha1 and kind: NodeImage"},
 		{"yaml syntax", head + "base: [unclosed\n", "r.yaml:6:1: invalid YAML: did not find expected ',' or ']'"},
 		{"not a mapping", "- a\n- b\n", "r.yaml:1:1: a NodeImage must be a mapping of fields, found a list"},
@@ -59,6 +89,10 @@ func TestLoadRejects(t *testing.T) {
 		{"bad layer reference", head + "base: a/b:1\nlayers:\n  - \"UPPER/x:1\"\n", `r.yaml:7:5: layers[0]: bad image reference "UPPER/x:1": repository can only contain the characters ` + "`abcdefghijklmnopqrstuvwxyz0123456789_-./`" + `: UPPER/x`},
 		{"layout path missing", head + "base: oci-layout:nope:v1\n", "r.yaml:5:7: base: oci-layout nope does not exist"},
 		{"overlay missing", head + "base: a/b:1\noverlays:\n  - missing\n", "r.yaml:7:5: overlays[0]: directory missing does not exist"},
+		{"overlay a symlink loop", head + "base: a/b:1\noverlays:\n  - loop\n", "r.yaml:7:5: overlays[0]: directory loop is a symlink loop"},
+		{"overlay below a file", head + "base: a/b:1\noverlays:\n  - f.txt/ov\n", "r.yaml:7:5: overlays[0]: directory f.txt/ov does not exist (a part of its path is not a directory)"},
+		{"source a symlink loop", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    source: loop\n", "r.yaml:8:13: files[0].source: file loop is a symlink loop"},
+		{"layout a symlink loop", head + "base: oci-layout:loop:v1\n", "r.yaml:5:7: base: oci-layout loop is a symlink loop"},
 		{"overlay is a file", head + "base: a/b:1\noverlays:\n  - f.txt\n", "r.yaml:7:5: overlays[0]: f.txt is not a directory"},
 		{"relative file path", head + "base: a/b:1\nfiles:\n  - path: etc/x\n    content: x\n", `r.yaml:7:11: files[0].path: "etc/x" must be absolute (start with /)`},
 		{"unclean file path", head + "base: a/b:1\nfiles:\n  - path: /etc/../x\n    content: x\n", `r.yaml:7:11: files[0].path: "/etc/../x" is not a clean file path (want "/x")`},
@@ -68,11 +102,16 @@ func TestLoadRejects(t *testing.T) {
 		{"bad mode", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: a\n    mode: \"0999\"\n", `r.yaml:9:11: files[0].mode: "0999" is not an octal mode between 0000 and 7777`},
 		{"negative uid", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: a\n    uid: -1\n", "r.yaml:9:10: files[0].uid: must not be negative"},
 		{"cmdline root", head + "base: a/b:1\nkernel:\n  cmdline: [root=/dev/sda1]\n", `r.yaml:7:13: kernel.cmdline[0]: "root=/dev/sda1": kiln chooses the root partition itself`},
-		{"cmdline blank", head + "base: a/b:1\nkernel:\n  cmdline: [\"a b\"]\n", `r.yaml:7:13: kernel.cmdline[0]: "a b": one parameter per item, no blanks`},
+		{"cmdline blank", head + "base: a/b:1\nkernel:\n  cmdline: [\"a b\"]\n", `r.yaml:7:13: kernel.cmdline[0]: "a b": one parameter per item, without blanks, quotes or control characters`},
 		{"bad size", head + "base: a/b:1\ndisk:\n  size: 4XB\n", `r.yaml:7:9: disk.size: cannot read "4XB" as a size (use e.g. 4GiB, 300MiB)`},
 		{"small esp", head + "base: a/b:1\ndisk:\n  esp: 100MiB\n", "r.yaml:7:8: disk.esp: 100MiB is below the minimum ESP size of 300MiB"},
 		{"disk too small", head + "base: a/b:1\ndisk:\n  size: 2GiB\n  root: 1GiB\n", "r.yaml:7:9: disk.size: 2GiB is too small: ESP + 2 root slots + var + GPT need 2414MiB"},
-		{"unknown output", head + "base: a/b:1\noutputs:\n  - format: vhdx\n", `r.yaml:7:13: outputs[0].format: unsupported format "vhdx"; supported: raw`},
+		{"unknown output", head + "base: a/b:1\noutputs:\n  - format: vhdx\n", `r.yaml:7:13: outputs[0].format: unsupported format "vhdx"; supported: raw, qcow2, vmdk, vhd, iso, pxe`},
+		{"install on a disk format", head + "base: a/b:1\noutputs:\n  - format: qcow2\n    install:\n      device: /dev/vda\n", `r.yaml:9:7: outputs[0].install: only a live medium (iso, pxe) installs; qcow2 is written onto a disk as it is`},
+		{"install device not a device", head + "base: a/b:1\noutputs:\n  - format: iso\n    install:\n      device: /etc/passwd\n", `r.yaml:9:15: outputs[0].install.device: "/etc/passwd": give a /dev path, a /dev/disk/by-id/ name or first-empty`},
+		{"install device escapes", head + "base: a/b:1\noutputs:\n  - format: iso\n    install:\n      device: /dev/../etc/shadow\n", `r.yaml:9:15: outputs[0].install.device: "/dev/../etc/shadow": give a /dev path, a /dev/disk/by-id/ name or first-empty`},
+		{"install after", head + "base: a/b:1\noutputs:\n  - format: pxe\n    install:\n      device: first-empty\n      after: halt\n", `r.yaml:10:14: outputs[0].install.after: "halt": reboot or poweroff`},
+		{"output twice", head + "base: a/b:1\noutputs:\n  - format: qcow2\n  - format: qcow2\n", `r.yaml:8:13: outputs[1].format: qcow2 is listed twice`},
 		{"mirror with scheme", head + "base: a/b:1\nmirrors:\n  - prefix: registry.k8s.io\n    location: http://127.0.0.1:5000\n", `r.yaml:8:15: mirrors[0].location: "http://127.0.0.1:5000": give host[:port][/path] without a scheme`},
 		{"swap on", head + "base: a/b:1\nnode:\n  swap: on\n", `r.yaml:7:9: node.swap: "on": only off is supported (Kubernetes nodes run without swap)`},
 		{"bad sysctl key", head + "base: a/b:1\nnode:\n  sysctls:\n    \"net ipv4\": 1\n", `r.yaml:8:5: node.sysctls["net ipv4"]: "net ipv4" is not a sysctl key such as net.ipv4.ip_forward`},
@@ -88,21 +127,24 @@ func TestLoadRejects(t *testing.T) {
 	if len(tests) < 25 {
 		t.Fatalf("the corpus has %d malformed recipes, want at least 25", len(tests))
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := writeRecipe(t, tt.body)
-			_, err := Load(p)
-			if err == nil {
-				t.Fatalf("Load(%q) = nil error, want %q", tt.name, tt.want)
-			}
-			got := strings.ReplaceAll(err.Error(), p, "r.yaml")
-			if got != tt.want {
-				t.Errorf("Load() error =\n%s\nwant\n%s", got, tt.want)
-			}
-			if code := exitcode.Of(err); code != exitcode.Invalid {
-				t.Errorf("exit code = %d, want %d", code, exitcode.Invalid)
-			}
-		})
+	testRejects(t, tests)
+}
+
+// TestUnreadable: a path that cannot be used is reported by the reason its stat gave.
+func TestUnreadable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&fs.PathError{Op: "stat", Path: "x", Err: syscall.ENOENT}, "does not exist"},
+		{&fs.PathError{Op: "stat", Path: "x", Err: syscall.ELOOP}, "is a symlink loop"},
+		{&fs.PathError{Op: "stat", Path: "x", Err: syscall.ENOTDIR}, "does not exist (a part of its path is not a directory)"},
+		{&fs.PathError{Op: "stat", Path: "x", Err: syscall.EACCES}, "cannot be read: permission denied"},
+		{errors.New("odd"), "cannot be read: odd"},
+	} {
+		if got := unreadable(tc.err); got != tc.want {
+			t.Errorf("unreadable(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
 
@@ -185,6 +227,11 @@ func TestLoadMirrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), p+`:3:5: mirrors[0].locaton: unknown field (did you mean "location"?)`) {
 		t.Errorf("LoadMirrors(typo) = %v, want a located unknown-field error", err)
 	}
+	os.WriteFile(p, []byte("mirrors: []\n---\nmirrors:\n  - prefix: a\n    location: b\n"), 0o644)
+	_, err = LoadMirrors(p)
+	if want := p + ":2:1: a second YAML document starts here: kiln reads one document a file"; err == nil || err.Error() != want {
+		t.Errorf("LoadMirrors(two documents) = %v, want %s", err, want)
+	}
 }
 
 // aliasBomb is a YAML value of nine levels of nine aliases each, 9^9 (387 million) strings once
@@ -260,6 +307,12 @@ func TestLoadDocuments(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"comments only", "# nothing yet\n", "r.yaml:1:1: empty document: expected apiVersion: kiln.dev/v1alpha1 and kind: NodeImage"},
 		{"a key given twice in a map", head + "base: a/b:1\nnode:\n  sysctls:\n    vm.swappiness: 1\n    vm.swappiness: 2\n", `r.yaml:9:5: node.sysctls["vm.swappiness"]: key given twice`},
+		{"a second document", head + "base: a/b:1\n---\nbase: a/c:1\n", "r.yaml:6:1: a second YAML document starts here: kiln reads one document a file"},
+		{"a second document after an end marker", head + "base: a/b:1\n...\n--- # more\n\n- x\n", "r.yaml:7:1: a second YAML document starts here: kiln reads one document a file"},
+		{"a broken second document", head + "base: a/b:1\n---\nlater: [\n", "r.yaml:8:1: invalid YAML: did not find expected node content"},
+		{"invalid UTF-8", head + "base: a/b:1\n# caf\xc3\xa9 \xff\n", "r.yaml:6:8: invalid YAML: invalid UTF-8 (byte 0xff): kiln reads UTF-8 text"},
+		{"a control character", head + "base: \"a/b\x01:1\"\n", `r.yaml:5:11: invalid YAML: character U+0001 is not allowed as it is: write it as an escape (\x01) in a double-quoted string`},
+		{"a noncharacter", head + "base: a/b:1 # \uffff\n", `r.yaml:5:15: invalid YAML: character U+FFFF is not allowed as it is: write it as an escape (\uffff) in a double-quoted string`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeRecipe(t, tc.body)
@@ -269,7 +322,9 @@ func TestLoadDocuments(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Load(writeRecipe(t, head+"base: a/b:1\n---\nlater: [\n")); err != nil {
-		t.Errorf("Load(a recipe with a later document) = %v; later documents are ignored", err)
+	for _, body := range []string{head + "base: a/b:1\n---\n", head + "base: a/b:1\n---\n# nothing\n...\n", "\ufeff" + head + "base: a/b:1 # caf\u00e9\n"} {
+		if _, err := Load(writeRecipe(t, body)); err != nil {
+			t.Errorf("Load(%q) = %v; empty later documents and UTF-8 are fine", body, err)
+		}
 	}
 }

@@ -47,17 +47,25 @@ type Kernel struct {
 	Cmdline []string `yaml:"cmdline" doc:"Extra kernel command-line parameters, appended to kiln's own."`
 }
 
-// Disk holds the partition sizes. Sizes are strings like 4GiB, 300MiB or 1G.
+// Disk holds the partition sizes. Sizes are strings like 4GiB, 300MiB or 1G: whole numbers of
+// MiB (the partitions are 1 MiB aligned), at most 64TiB.
 type Disk struct {
-	Size string `yaml:"size" doc:"Total disk size (default 4GiB)."`
+	Size string `yaml:"size" doc:"Total disk size (default 4GiB); a whole number of MiB, at most 64TiB."`
 	ESP  string `yaml:"esp" doc:"EFI system partition size (default and minimum 300MiB)."`
-	Root string `yaml:"root" doc:"Size of each of the two root slots, A and B (default 1GiB)."`
-	Var  string `yaml:"var" doc:"Initial var partition size (default: the rest; it grows to fill the disk at first boot)."`
+	Root string `yaml:"root" doc:"Size of each of the two root slots, A and B (default 1GiB, minimum 64MiB); the build checks the packed root fits."`
+	Var  string `yaml:"var" doc:"Initial var partition size (default: the rest; minimum 64MiB; it grows to fill the disk at first boot)."`
 }
 
 // Output is one artefact written from the disk image.
 type Output struct {
-	Format string `yaml:"format" doc:"raw (more formats later)." enum:"raw"`
+	Format string `yaml:"format" doc:"raw (the disk image), qcow2 (libvirt, OpenStack, Proxmox), vmdk (streamOptimized, VMware), vhd (fixed, Hyper-V and Azure), iso (UEFI live and installer medium, CD or USB stick) or pxe (a directory: kernel, initramfs, root, command line, iPXE script); each is written beside the raw image's path with its own extension." enum:"raw,qcow2,vmdk,vhd,iso,pxe"`
+	Install *Install `yaml:"install" doc:"iso and pxe only: boot the medium into the installer by default, which writes the disk image onto this disk and then reboots or powers off."`
+}
+
+// Install is where a live medium's installer writes the disk image.
+type Install struct {
+	Device string `yaml:"device" doc:"The target disk: a /dev path, a /dev/disk/by-id/ name, or first-empty (the first disk with no partition table or file system at its start that can hold the image)."`
+	After  string `yaml:"after" doc:"reboot (the default) or poweroff, once the image is written and verified." enum:"reboot,poweroff"`
 }
 
 // Mirror sends images whose name starts with Prefix to Location.
@@ -71,7 +79,7 @@ type Node struct {
 	Swap             string            `yaml:"swap" doc:"off (the default): no swap is ever activated; swap units are masked." enum:"off"`
 	Modules          []string          `yaml:"modules" doc:"Kernel modules loaded at boot by systemd-modules-load, before sysctls are applied."`
 	Sysctls          map[string]Scalar `yaml:"sysctls" doc:"Kernel parameters set at boot; each key is checked against the base image's kernel."`
-	Hostname         string            `yaml:"hostname" doc:"Static hostname."`
+	Hostname         string            `yaml:"hostname" doc:"Static hostname: a DNS name of at most 64 characters."`
 	Hosts            []HostEntry       `yaml:"hosts" doc:"Extra /etc/hosts entries."`
 	ContainerRuntime ContainerRuntime  `yaml:"containerRuntime" doc:"containerd's settings."`
 }
@@ -106,8 +114,8 @@ type Kubernetes struct {
 	Networking           Networking     `yaml:"networking" doc:"Cluster networks."`
 	CNI                  string         `yaml:"cni" doc:"flannel (default) or none." enum:"flannel,none"`
 	KubeProxy            KubeProxy      `yaml:"kubeProxy" doc:"kube-proxy settings."`
-	ControlPlaneEndpoint string         `yaml:"controlPlaneEndpoint" doc:"host:port of the API for all nodes (a VIP or DNS name); default the node's address."`
-	ClusterConfiguration map[string]any `yaml:"clusterConfiguration" doc:"Extra kubeadm ClusterConfiguration fields, merged over kiln's."`
+	ControlPlaneEndpoint string         `yaml:"controlPlaneEndpoint" doc:"Where all nodes reach the API (a VIP or DNS name): host, host:port or https://host:port, port 6443 unless given; default the node's address."`
+	ClusterConfiguration map[string]any `yaml:"clusterConfiguration" doc:"Extra kubeadm ClusterConfiguration fields, merged over kiln's; kubernetesVersion, controlPlaneEndpoint and networking given here are checked as the section's are, and must agree with it."`
 	KubeletConfiguration map[string]any `yaml:"kubeletConfiguration" doc:"Extra KubeletConfiguration fields, merged over kiln's."`
 }
 
@@ -118,9 +126,9 @@ type Etcd struct {
 
 // Networking holds the cluster's address ranges.
 type Networking struct {
-	PodSubnet     string `yaml:"podSubnet" doc:"default 10.244.0.0/16 (flannel's)"`
-	ServiceSubnet string `yaml:"serviceSubnet" doc:"default 10.96.0.0/12"`
-	DNSDomain     string `yaml:"dnsDomain" doc:"default cluster.local"`
+	PodSubnet     string `yaml:"podSubnet" doc:"default 10.244.0.0/16 (flannel's); one CIDR, at least a node's /24 (IPv6 /64), at most 16 bits wider"`
+	ServiceSubnet string `yaml:"serviceSubnet" doc:"default 10.96.0.0/12; one CIDR of the pod subnet's family, apart from it, at most 20 host bits (/12, IPv6 /108)"`
+	DNSDomain     string `yaml:"dnsDomain" doc:"default cluster.local; a DNS name"`
 }
 
 // KubeProxy holds kube-proxy's mode.

@@ -10,34 +10,27 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/kiln-dev/kiln/internal/imageref"
+	"github.com/kiln-dev/kiln/internal/netcheck"
 )
 
-// Disk defaults and limits.
-const (
-	MiB = int64(1) << 20
-	GiB = int64(1) << 30
+// OutputFormats lists the output formats this kiln writes: the raw disk image, the same
+// bytes as a qcow2 (libvirt, OpenStack, Proxmox), a streamOptimized vmdk (VMware) and a fixed
+// vhd (Hyper-V, Azure), and the live media that boot the image without a disk and install it:
+// an ISO and a PXE directory.
+var OutputFormats = []string{"raw", "qcow2", "vmdk", "vhd", "iso", "pxe"}
 
-	DefaultDiskSize = 4 * GiB
-	DefaultESPSize  = 300 * MiB
-	MinESPSize      = 300 * MiB // smaller FAT32 sizes hit 512-byte clusters and sizing bugs
-	DefaultRootSize = 1 * GiB
-	MinVarSize      = 64 * MiB
-	GPTOverhead     = 2 * MiB // protective MBR, both GPT copies and alignment
-)
-
-// OutputFormats lists the output formats this kiln writes.
-var OutputFormats = []string{"raw"}
-
-var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// LiveFormats are the outputs that boot live and carry the installer.
+var LiveFormats = []string{"iso", "pxe"}
 
 // validate checks the meaning of the values of a recipe whose shape is already known to be right.
 func validate(r *Recipe, file, dir string, where positions) Errors {
 	c := &collector{file: file, pos: where}
 	if r.Metadata.Name == "" {
 		c.add("metadata.name", "required")
-	} else if !nameRE.MatchString(r.Metadata.Name) {
+	} else if netcheck.Label(r.Metadata.Name) != nil {
 		c.add("metadata.name", "%q: use lower-case letters, digits and dashes (at most 63)", r.Metadata.Name)
 	}
 	if r.Base == "" {
@@ -54,9 +47,16 @@ func validate(r *Recipe, file, dir string, where positions) Errors {
 	checkFiles(c, r.Files, dir)
 	checkCmdline(c, r.Kernel.Cmdline)
 	checkDisk(c, r.Disk)
+	seen := map[string]bool{}
 	for i, o := range r.Outputs {
 		if !contains(OutputFormats, o.Format) {
 			c.add(fmt.Sprintf("outputs[%d].format", i), "unsupported format %q; supported: %s", o.Format, strings.Join(OutputFormats, ", "))
+		} else if seen[o.Format] {
+			c.add(fmt.Sprintf("outputs[%d].format", i), "%s is listed twice", o.Format)
+		}
+		seen[o.Format] = true
+		if o.Install != nil {
+			checkInstall(c, fmt.Sprintf("outputs[%d].install", i), o)
 		}
 	}
 	checkMirrors(c, r.Mirrors)
@@ -72,41 +72,36 @@ func validate(r *Recipe, file, dir string, where positions) Errors {
 	return c.errs
 }
 
-var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
+// InstallFirstEmpty is the install device rule that picks the first empty disk.
+const InstallFirstEmpty = "first-empty"
 
-func checkKubernetes(c *collector, k Kubernetes) {
-	if !versionRE.MatchString(k.Version) {
-		c.add("kubernetes.version", "%q: want a release such as v1.37.1", k.Version)
+func checkInstall(c *collector, path string, o Output) {
+	if !contains(LiveFormats, o.Format) {
+		c.add(path, "only a live medium (%s) installs; %s is written onto a disk as it is", strings.Join(LiveFormats, ", "), o.Format)
+		return
 	}
-	oneOf := func(field, v string, allowed ...string) {
-		if v != "" && !contains(allowed, v) {
-			c.add(field, "%q: use %s", v, strings.Join(allowed, " or "))
-		}
+	switch d := o.Install.Device; {
+	case d == InstallFirstEmpty:
+	case d == "":
+		c.add(path+".device", "required: a /dev path, a /dev/disk/by-id/ name or %s", InstallFirstEmpty)
+	case !strings.HasPrefix(d, "/dev/") || strings.Contains(d, "..") || hasControl(d, false) || strings.ContainsAny(d, " \t\"'"):
+		c.add(path+".device", "%q: give a /dev path, a /dev/disk/by-id/ name or %s", d, InstallFirstEmpty)
 	}
-	oneOf("kubernetes.role", k.Role, "control-plane", "worker")
-	oneOf("kubernetes.cni", k.CNI, "flannel", "none")
-	oneOf("kubernetes.kubeProxy.mode", k.KubeProxy.Mode, "iptables", "ipvs")
-	oneOf("kubernetes.etcd.mode", k.Etcd.Mode, "static-pod", "service")
-	if k.Etcd.Mode == "service" && k.Role == "worker" {
-		c.add("kubernetes.etcd.mode", "service: a worker runs no etcd")
-	}
-	for field, v := range map[string]string{"kubernetes.networking.podSubnet": k.Networking.PodSubnet, "kubernetes.networking.serviceSubnet": k.Networking.ServiceSubnet} {
-		if _, _, err := net.ParseCIDR(v); v != "" && err != nil {
-			c.add(field, "%q is not a CIDR such as 10.244.0.0/16", v)
-		}
-	}
-	if e := k.ControlPlaneEndpoint; e != "" {
-		if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
-			c.add("kubernetes.controlPlaneEndpoint", "%q: want host:port, e.g. 10.0.0.10:6443", e)
-		}
+	if a := o.Install.After; a != "" && a != "reboot" && a != "poweroff" {
+		c.add(path+".after", "%q: reboot or poweroff", a)
 	}
 }
 
 var (
 	moduleRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 	sysctlRE = regexp.MustCompile(`^[a-z0-9_-]+([./][a-zA-Z0-9_*-]+)+$`)
-	hostRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 )
+
+// hasControl says whether s holds a control character (NUL, a newline, an escape…): no path,
+// kernel parameter or sysctl line of an image may carry one. A tab passes when tab is set.
+func hasControl(s string, tab bool) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && !(tab && r == '\t') }) >= 0
+}
 
 func checkNode(c *collector, n Node) {
 	if n.Swap != "" && n.Swap != "off" {
@@ -122,12 +117,12 @@ func checkNode(c *collector, n Node) {
 		if !sysctlRE.MatchString(k) {
 			c.add(p, "%q is not a sysctl key such as net.ipv4.ip_forward", k)
 		}
-		if strings.ContainsAny(string(v), "\n=") {
-			c.add(p, "value %q must be one line without '='", v)
+		if strings.Contains(string(v), "=") || hasControl(string(v), true) {
+			c.add(p, "value %q must be one line of text without '=' or control characters", v)
 		}
 	}
-	if n.Hostname != "" && !hostRE.MatchString(n.Hostname) {
-		c.add("node.hostname", "%q is not a valid host name", n.Hostname)
+	if err := netcheck.Hostname(n.Hostname); n.Hostname != "" && err != nil {
+		c.add("node.hostname", "%v", err)
 	}
 	for i, h := range n.Hosts {
 		p := fmt.Sprintf("node.hosts[%d]", i)
@@ -138,8 +133,8 @@ func checkNode(c *collector, n Node) {
 			c.add(p+".names", "required")
 		}
 		for j, name := range h.Names {
-			if !hostRE.MatchString(name) {
-				c.add(fmt.Sprintf("%s.names[%d]", p, j), "%q is not a valid host name", name)
+			if err := netcheck.Subdomain(name); err != nil {
+				c.add(fmt.Sprintf("%s.names[%d]", p, j), "%v", err)
 			}
 		}
 	}
@@ -157,8 +152,9 @@ func checkRuntime(c *collector, cr ContainerRuntime) {
 	}
 	for i, m := range cr.RegistryMirrors {
 		p := fmt.Sprintf("node.containerRuntime.registryMirrors[%d]", i)
-		if m.Registry == "" || strings.ContainsAny(m.Registry, "/ ") {
-			c.add(p+".registry", "%q: give a registry host such as docker.io", m.Registry)
+		// it names the directory of its hosts.toml: a host[:port], or containerd's _default
+		if _, _, err := netcheck.HostPort(m.Registry); m.Registry != "_default" && err != nil {
+			c.add(p+".registry", "%v: give a registry host[:port] such as docker.io", err)
 		}
 		if len(m.Endpoints) == 0 {
 			c.add(p+".endpoints", "required")
@@ -191,7 +187,7 @@ func checkRef(c *collector, field, s, dir string) {
 	}
 	if r.Transport == imageref.OCILayout || r.Transport == imageref.DockerArchive {
 		if _, err := os.Stat(Resolve(dir, r.Path)); err != nil {
-			c.add(field, "%s %s does not exist", r.Transport, r.Path)
+			c.add(field, "%s %s %s", r.Transport, r.Path, unreadable(err))
 		}
 	}
 }
@@ -202,7 +198,7 @@ func checkDir(c *collector, field, p, dir string) {
 	case p == "":
 		c.add(field, "empty path")
 	case err != nil:
-		c.add(field, "directory %s does not exist", p)
+		c.add(field, "directory %s %s", p, unreadable(err))
 	case !st.IsDir():
 		c.add(field, "%s is not a directory", p)
 	}
@@ -215,6 +211,8 @@ func checkFiles(c *collector, files []File, dir string) {
 		switch {
 		case f.Path == "":
 			c.add(p+".path", "required")
+		case hasControl(f.Path, false):
+			c.add(p+".path", "%q holds a control character", f.Path)
 		case !path.IsAbs(f.Path):
 			c.add(p+".path", "%q must be absolute (start with /)", f.Path)
 		case path.Clean(f.Path) != f.Path || f.Path == "/":
@@ -228,9 +226,11 @@ func checkFiles(c *collector, files []File, dir string) {
 		switch {
 		case f.Content != "" && f.Source != "":
 			c.add(p, "give content or source, not both")
+		case hasControl(f.Source, false):
+			c.add(p+".source", "%q holds a control character", f.Source)
 		case f.Source != "":
 			if st, err := os.Stat(Resolve(dir, f.Source)); err != nil {
-				c.add(p+".source", "file %s does not exist", f.Source)
+				c.add(p+".source", "file %s %s", f.Source, unreadable(err))
 			} else if !st.Mode().IsRegular() {
 				c.add(p+".source", "%s is not a regular file", f.Source)
 			}
@@ -255,93 +255,13 @@ func checkCmdline(c *collector, args []string) {
 	for i, a := range args {
 		p := fmt.Sprintf("kernel.cmdline[%d]", i)
 		switch {
-		case a == "" || strings.ContainsAny(a, " \t\n"):
-			c.add(p, "%q: one parameter per item, no blanks", a)
+		case a == "" || strings.IndexFunc(a, unicode.IsSpace) >= 0 || hasControl(a, false) || strings.Contains(a, `"`):
+			// a quote would swallow the parameters after it into one value
+			c.add(p, "%q: one parameter per item, without blanks, quotes or control characters", a)
 		case strings.HasPrefix(a, "root=") || strings.HasPrefix(a, "kiln.root="):
 			c.add(p, "%q: kiln chooses the root partition itself", a)
 		}
 	}
-}
-
-func checkDisk(c *collector, d Disk) {
-	sizes := map[string]int64{}
-	for _, s := range []struct {
-		field, value string
-		def          int64
-	}{{"disk.size", d.Size, DefaultDiskSize}, {"disk.esp", d.ESP, DefaultESPSize}, {"disk.root", d.Root, DefaultRootSize}, {"disk.var", d.Var, 0}} {
-		v, err := sizeOr(s.value, s.def)
-		if err != nil {
-			c.add(s.field, "%v", err)
-			return
-		}
-		sizes[s.field] = v
-	}
-	if sizes["disk.esp"] < MinESPSize {
-		c.add("disk.esp", "%s is below the minimum ESP size of 300MiB", d.ESP)
-	}
-	need := sizes["disk.esp"] + 2*sizes["disk.root"] + max(sizes["disk.var"], MinVarSize) + GPTOverhead
-	if sizes["disk.size"] < need {
-		c.add("disk.size", "%s is too small: ESP + 2 root slots + var + GPT need %s", sizeOrDefault(d.Size), FormatSize(need))
-	}
-}
-
-func sizeOrDefault(s string) string {
-	if s == "" {
-		return FormatSize(DefaultDiskSize) + " (the default)"
-	}
-	return s
-}
-
-func sizeOr(s string, def int64) (int64, error) {
-	if s == "" {
-		return def, nil
-	}
-	return ParseSize(s)
-}
-
-// Sizes returns the disk sizes in bytes, defaults applied. Var is 0 when it takes the rest.
-func (d Disk) Sizes() (total, esp, root, vr int64) {
-	total, _ = sizeOr(d.Size, DefaultDiskSize)
-	esp, _ = sizeOr(d.ESP, DefaultESPSize)
-	root, _ = sizeOr(d.Root, DefaultRootSize)
-	vr, _ = sizeOr(d.Var, 0)
-	return total, esp, root, vr
-}
-
-var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([KMGT]i?B?|B)?$`)
-
-// ParseSize parses sizes like 4GiB, 300MiB, 512M or 1048576. K, M, G and T are binary (1024)
-// multiples, with or without "iB".
-func ParseSize(s string) (int64, error) {
-	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
-	if m == nil {
-		return 0, fmt.Errorf("cannot read %q as a size (use e.g. 4GiB, 300MiB)", s)
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("cannot read %q as a size: %w", s, err)
-	}
-	shift := map[byte]uint{'K': 10, 'M': 20, 'G': 30, 'T': 40}
-	if m[2] != "" && m[2] != "B" {
-		n <<= shift[m[2][0]]
-	}
-	if n <= 0 {
-		return 0, fmt.Errorf("size %q must be positive", s)
-	}
-	return n, nil
-}
-
-// FormatSize prints n bytes in the largest binary unit that divides it.
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		s string
-		v int64
-	}{{"TiB", 1 << 40}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", 1 << 10}} {
-		if n >= u.v && n%u.v == 0 {
-			return fmt.Sprintf("%d%s", n/u.v, u.s)
-		}
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 // ParseMode parses an octal file mode such as "0644" or "4755".

@@ -12,11 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/guestlink"
+	"github.com/kiln-dev/kiln/internal/imagefile"
 )
 
 // Forward is a host TCP port forwarded to a guest port.
@@ -42,8 +46,10 @@ type Config struct {
 	// (owner-only, pointing at the forwarded API port on 127.0.0.1) whenever the node sends one
 	// on its KubeconfigPort.
 	Kubeconfig string
-	// Disks are further disk images (raw, or qcow2 by their name), attached read-only after
-	// Image as more virtio disks: a stick with a kiln-config partition, say.
+	// Disks are further disk images (raw, qcow2, vmdk or vhd by their name), attached read-only
+	// after Image as more virtio disks: a stick with a kiln-config partition, say. "new:SIZE"
+	// (e.g. new:8G) is a blank writable raw disk of SIZE instead, made in the VM's private
+	// directory and gone when it stops: a target for an installer.
 	Disks []string
 }
 
@@ -140,21 +146,39 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 	if err := Check(); err != nil {
 		return nil, nil, err
 	}
-	if _, err := os.Stat(c.Image); err != nil {
-		return nil, nil, fmt.Errorf("disk image: %w", err)
-	}
-	for _, d := range c.Disks {
-		if _, err := os.Stat(d); err != nil {
+	formats, blanks := map[string]string{}, map[int]int64{}
+	for i, d := range append([]string{c.Image}, c.Disks...) {
+		if i > 0 && strings.HasPrefix(d, BlankDisk) {
+			n, err := blankSize(d)
+			if err != nil {
+				return nil, nil, fmt.Errorf("extra disk %q: %w", d, err)
+			}
+			blanks[i-1] = n
+			continue
+		}
+		f, err := imagefile.Format(d)
+		if err != nil && i == 0 {
+			return nil, nil, fmt.Errorf("disk image: %w", err)
+		} else if err != nil {
 			return nil, nil, fmt.Errorf("extra disk: %w", err)
 		}
+		formats[d] = imagefile.QEMU(f)
 	}
 	code, varsTemplate, _ := Firmware()
-	dir, err := os.MkdirTemp("", "kiln-vm-")
+	dir, cleanup, err := atomicfile.TempDir("", "kiln-vm-")
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanup := func() { os.RemoveAll(dir) }
 	vars := filepath.Join(dir, "OVMF_VARS.fd")
+	c.Disks = slices.Clone(c.Disks)
+	for i, n := range blanks {
+		p := filepath.Join(dir, fmt.Sprintf("blank%d.raw", i))
+		if err := makeBlank(p, n); err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("making blank disk %q: %w", c.Disks[i], err)
+		}
+		c.Disks[i], formats[p] = p, "raw"
+	}
 	if err := copyFile(varsTemplate, vars); err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("copying firmware variables: %w", err)
@@ -174,12 +198,13 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 		removeDir := cleanup
 		cleanup = func() { once.Do(func() { close(stop); removeDir() }) }
 	}
-	cmd := exec.CommandContext(ctx, QEMU, args(c, accel, code, vars)...)
+	cmd := exec.CommandContext(ctx, QEMU, args(c, accel, code, vars, formats)...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd, cleanup, nil
 }
 
-func args(c Config, accel, code, vars string) []string {
+// args are QEMU's arguments for c; formats holds QEMU's format of each disk image.
+func args(c Config, accel, code, vars string, formats map[string]string) []string {
 	mem, cpus := c.MemoryMB, c.CPUs
 	if mem == 0 {
 		mem = 2048
@@ -187,7 +212,7 @@ func args(c Config, accel, code, vars string) []string {
 	if cpus == 0 {
 		cpus = 2
 	}
-	drive := fmt.Sprintf("file=%s,format=%s,if=virtio,cache=unsafe", c.Image, diskFormat(c.Image))
+	drive := fmt.Sprintf("file=%s,format=%s,if=virtio,cache=unsafe", c.Image, formats[c.Image])
 	if !c.Persist {
 		drive += ",snapshot=on"
 	}
@@ -223,7 +248,11 @@ func args(c Config, accel, code, vars string) []string {
 			"-device", "virtio-net-pci,netdev=lan,mac="+mac)
 	}
 	for _, d := range c.Disks {
-		a = append(a, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,readonly=on", d, diskFormat(d)))
+		ro := ",readonly=on"
+		if filepath.Dir(d) == filepath.Dir(vars) { // a blank disk of this VM's own
+			ro = ",cache=unsafe"
+		}
+		a = append(a, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio%s", d, formats[d], ro))
 	}
 	if c.Ignition != "" {
 		a = append(a, "-fw_cfg", "name="+guestlink.FwCfgConfig+",file="+c.Ignition)
@@ -233,14 +262,6 @@ func args(c Config, accel, code, vars string) []string {
 			"-device", "virtserialport,bus=vser0.0,chardev=kubeconfig,name="+guestlink.KubeconfigPort)
 	}
 	return a
-}
-
-// diskFormat is QEMU's format of a disk image: qcow2 by its name, else raw.
-func diskFormat(path string) string {
-	if strings.HasSuffix(path, ".qcow2") {
-		return "qcow2"
-	}
-	return "raw"
 }
 
 // kubeconfigPortFile is where QEMU writes what the guest sends on its KubeconfigPort: in the
@@ -277,4 +298,39 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o600)
+}
+
+// makeBlank makes a sparse file of n bytes at path.
+func makeBlank(path string, n int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(n); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// BlankDisk prefixes a Config.Disks entry that asks for a blank disk: new:SIZE.
+const BlankDisk = "new:"
+
+// blankSize reads the size of "new:SIZE": a whole number of bytes with an optional binary
+// unit K, M, G or T (8G is 8 GiB), at least 1 MiB and at most 64 TiB, in whole 512-byte
+// sectors.
+func blankSize(d string) (int64, error) {
+	s := strings.TrimPrefix(d, BlankDisk)
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		if i := strings.IndexByte("KMGT", s[n-1]); i >= 0 {
+			mult, s = int64(1)<<(10*(i+1)), s[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	const most = 64 << 40
+	if err != nil || n <= 0 || n > most/mult || n*mult < 1<<20 || n*mult%512 != 0 {
+		return 0, fmt.Errorf("want new:SIZE with SIZE from 1M to 64T, e.g. new:8G")
+	}
+	return n * mult, nil
 }

@@ -6,11 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-dev/kiln/internal/testenv"
 )
 
 func TestArgs(t *testing.T) {
 	a := strings.Join(args(Config{Image: "n.qcow2", Forwards: []Forward{{6443, 6443}, {2222, 22}}, Ignition: "n.ign",
-		LAN: 42042, MAC: "52:54:00:00:10:11", Kubeconfig: "admin.conf", Disks: []string{"stick.raw", "more.qcow2"}}, "tcg", "CODE", "/vm/VARS"), " ")
+		LAN: 42042, MAC: "52:54:00:00:10:11", Kubeconfig: "admin.conf", Disks: []string{"stick.raw", "more.qcow2"}}, "tcg", "CODE", "/vm/VARS",
+		map[string]string{"n.qcow2": "qcow2", "stick.raw": "raw", "more.qcow2": "qcow2"}), " ")
 	for _, want := range []string{
 		"-accel tcg,tb-size=2048", "-cpu max", "-smp 2", "-m 2048",
 		"if=pflash,format=raw,readonly=on,file=CODE", "if=pflash,format=raw,file=/vm/VARS",
@@ -25,7 +28,7 @@ func TestArgs(t *testing.T) {
 			t.Errorf("qemu args lack %q:\n%s", want, a)
 		}
 	}
-	p := strings.Join(args(Config{Image: "n.raw", Persist: true, Monitor: true, CPUs: 4, MemoryMB: 4096}, "kvm", "C", "V"), " ")
+	p := strings.Join(args(Config{Image: "n.raw", Persist: true, Monitor: true, CPUs: 4, MemoryMB: 4096}, "kvm", "C", "V", map[string]string{"n.raw": "raw"}), " ")
 	for _, want := range []string{"file=n.raw,format=raw,if=virtio,cache=unsafe -netdev", "-cpu host", "-smp 4", "-m 4096", "-serial mon:stdio"} {
 		if !strings.Contains(p, want) {
 			t.Errorf("qemu args lack %q:\n%s", want, p)
@@ -92,5 +95,47 @@ func TestCommandCleanupRemovesItsFiles(t *testing.T) {
 		if left, _ := os.ReadDir(tmp); len(left) != 0 {
 			t.Errorf("after cleanup the temporary directory holds %v", left)
 		}
+	}
+}
+
+func TestBlankSize(t *testing.T) {
+	for in, want := range map[string]int64{"new:8G": 8 << 30, "new:1M": 1 << 20, "new:64T": 64 << 40, "new:1048576": 1 << 20} {
+		if got, err := blankSize(in); err != nil || got != want {
+			t.Errorf("blankSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"new:", "new:0", "new:-1G", "new:8X", "new:65T", "new:1K", "new:1000001", "new:9223372036854775807T"} {
+		if _, err := blankSize(in); err == nil {
+			t.Errorf("blankSize(%q) accepted", in)
+		}
+	}
+}
+
+// TestBlankDiskIsWritableAndPrivate: a new:SIZE disk is a sparse file of SIZE in the VM's
+// private directory, attached writable, and goes with the directory.
+func TestBlankDiskIsWritableAndPrivate(t *testing.T) {
+	testenv.RequireCheck(t, Check())
+	img := filepath.Join(t.TempDir(), "n.raw")
+	os.WriteFile(img, make([]byte, 1<<20), 0o644)
+	disks := []string{"new:8G"}
+	cmd, cleanup, err := Command(context.Background(), Config{Image: img, Disks: disks, Accel: "tcg"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disks[0] != "new:8G" {
+		t.Error("Command changed the caller's Disks")
+	}
+	a := strings.Join(cmd.Args, " ")
+	i := strings.Index(a, "blank0.raw,format=raw,if=virtio,cache=unsafe")
+	if i < 0 {
+		t.Fatalf("no writable blank disk in %s", a)
+	}
+	p := a[strings.LastIndex(a[:i], "file=")+5 : i+len("blank0.raw")]
+	if st, err := os.Stat(p); err != nil || st.Size() != 8<<30 {
+		t.Errorf("blank disk %s: %v, %v", p, st, err)
+	}
+	cleanup()
+	if _, err := os.Stat(p); err == nil {
+		t.Error("the blank disk outlived its VM")
 	}
 }

@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +16,7 @@ import (
 	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/internal/exitcode"
 	"github.com/kiln-dev/kiln/internal/pipeline"
+	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -22,6 +28,8 @@ type buildFlags struct {
 	cacheDir    string
 	workDir     string
 	locked      bool
+	overlays    []string
+	formats     []string
 }
 
 func (f *buildFlags) register(cmd *cobra.Command) {
@@ -30,6 +38,8 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "image cache (default $XDG_CACHE_HOME/kiln; - for none)")
 	cmd.Flags().BoolVar(&f.locked, "locked", false, "fail if any input resolves differently from RECIPE.lock (or there is none)")
 	cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where to stage the root tree (default: /dev/shm if it has 8 GiB free, else $TMPDIR)")
+	cmd.Flags().StringSliceVar(&f.formats, "format", nil, "output formats, replacing the recipe's outputs: "+strings.Join(recipe.OutputFormats, ", ")+"; repeatable or comma-separated (each beside -o with its extension)")
+	cmd.Flags().StringArrayVar(&f.overlays, "overlay", nil, "a directory laid over the root after the recipe's overlays, e.g. overlays/debug-console; repeatable (not recorded in the lock file)")
 }
 
 func (f *buildFlags) registerMirrors(cmd *cobra.Command) {
@@ -41,6 +51,22 @@ func (f *buildFlags) options(recipePath string) (pipeline.Options, error) {
 	o := pipeline.Options{Recipe: recipePath, Output: f.output, CacheDir: f.cacheDir, WorkDir: f.workDir}
 	if f.locked {
 		o.Lock = pipeline.Locked
+	}
+	for _, format := range f.formats {
+		if !slices.Contains(recipe.OutputFormats, format) {
+			return o, exitcode.UsageError{Err: fmt.Errorf("--format %q: use one of %s", format, strings.Join(recipe.OutputFormats, ", "))}
+		}
+		if slices.Contains(o.Formats, format) {
+			return o, exitcode.UsageError{Err: fmt.Errorf("--format %q is given twice", format)}
+		}
+		o.Formats = append(o.Formats, format)
+	}
+	for _, d := range f.overlays {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return o, exitcode.UsageError{Err: fmt.Errorf("--overlay %q: %w", d, err)}
+		}
+		o.Overlays = append(o.Overlays, abs)
 	}
 	for _, file := range f.mirrorFiles {
 		ms, err := recipe.LoadMirrors(file)
@@ -83,7 +109,8 @@ func newBuildCmd(g *globals) *cobra.Command {
 		Use:   "build RECIPE",
 		Short: "Build a disk image from a recipe",
 		Example: `  kiln build recipes/minimal.yaml -o out/minimal.raw
-  kiln build recipes/minimal.yaml --mirror localhost/kiln=oci-layout:out/oci`,
+  kiln build recipes/minimal.yaml --mirror localhost/kiln=oci-layout:out/oci
+  kiln build recipes/minimal.yaml --overlay overlays/debug-console   # root shell on the serial console`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			o, err := f.recipeOptions(a[0])
@@ -96,12 +123,48 @@ func newBuildCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res := map[string]any{"image": o.Output, "outputs": pl.Outputs, "planID": pl.ID, "seconds": time.Since(start).Seconds()}
-			return g.emit(res, func(w io.Writer) {
-				fmt.Fprintf(w, "built %s in %.1fs\n", o.Output, time.Since(start).Seconds())
-			})
+			took := time.Since(start).Seconds()
+			if g.output != "json" {
+				return g.emit(nil, func(w io.Writer) {
+					for _, out := range pl.Outputs {
+						fmt.Fprintf(w, "built %s (%s) in %.1fs\n", out.Path, out.Format, took)
+					}
+				})
+			}
+			outs, err := describeOutputs(pl.Outputs)
+			if err != nil {
+				return err
+			}
+			return g.emit(map[string]any{"image": o.Output, "outputs": outs, "planID": pl.ID, "seconds": took}, nil)
 		},
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// builtOutput is an output as `kiln build --output json` reports it.
+type builtOutput struct {
+	Format string `json:"format"`
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// describeOutputs reads back each written output's size and digest.
+func describeOutputs(outs []plan.Output) ([]builtOutput, error) {
+	var res []builtOutput
+	for _, o := range outs {
+		f, err := os.Open(o.Path)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", o.Path, err)
+		}
+		res = append(res, builtOutput{Format: o.Format, Path: o.Path, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+	}
+	return res, nil
 }

@@ -30,7 +30,8 @@ func newClusterInitCmd(g *globals) *cobra.Command {
 role boots) and writes into DIR, readable by the owner only: the cluster CAs (kubeadm's pki
 layout), a bootstrap token, the certificate key, NODE.ign for every node and admin.conf.
 Secrets never go into an image: each node gets its config at first boot (kiln run --ignition,
-or \kiln\config.ign on the ESP). Running again keeps DIR's secrets unless --rotate.`,
+or \kiln\config.ign on the ESP). Running again keeps DIR's secrets unless --rotate.
+DIR must be new, empty or this cluster's earlier output, and is written whole or not at all.`,
 		Example: `  kiln cluster init recipes/cluster.yaml -o out/cluster`,
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {

@@ -79,7 +79,7 @@ Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to
 	cmd.Flags().IntVar(&c.LAN, "lan", 0, "UDP port of a private Ethernet segment on 127.0.0.1 shared with every VM run with the same --lan")
 	cmd.Flags().StringVar(&c.MAC, "mac", "", "MAC address of the --lan interface (as in the cluster definition)")
 	cmd.Flags().StringVar(&c.Accel, "accel", "auto", "auto, kvm or tcg")
-	cmd.Flags().StringArrayVar(&c.Disks, "disk", nil, "a further disk image attached read-only (e.g. one with a kiln-config partition holding config.ign); repeatable")
+	cmd.Flags().StringArrayVar(&c.Disks, "disk", nil, "a further disk image attached read-only (e.g. one with a kiln-config partition holding config.ign), or new:SIZE for a blank writable disk gone when the VM stops (new:8G); repeatable")
 	cmd.Flags().StringVar(&c.Kubeconfig, "kubeconfig", "", "write the control plane's admin kubeconfig here once its API server is ready (needs -p HOST:6443; the file points at 127.0.0.1:HOST)")
 	return cmd
 }
