@@ -58,7 +58,7 @@ type Disk struct {
 
 // Output is one artefact written from the disk image.
 type Output struct {
-	Format string `yaml:"format" doc:"raw (the disk image), qcow2 (libvirt, OpenStack, Proxmox), vmdk (streamOptimized, VMware), vhd (fixed, Hyper-V and Azure), iso (UEFI live and installer medium, CD or USB stick) or pxe (a directory: kernel, initramfs, root, command line, iPXE script); each is written beside the raw image's path with its own extension." enum:"raw,qcow2,vmdk,vhd,iso,pxe"`
+	Format  string   `yaml:"format" doc:"raw (the disk image), qcow2 (libvirt, OpenStack, Proxmox), vmdk (streamOptimized, VMware), vhd (fixed, Hyper-V and Azure), iso (UEFI live and installer medium, CD or USB stick) or pxe (a directory: kernel, initramfs, root, command line, iPXE script); each is written beside the raw image's path with its own extension." enum:"raw,qcow2,vmdk,vhd,iso,pxe"`
 	Install *Install `yaml:"install" doc:"iso and pxe only: boot the medium into the installer by default, which writes the disk image onto this disk and then reboots or powers off."`
 }
 
