@@ -21,7 +21,7 @@ DEBUG_OVERLAY := $(if $(filter 1 yes true,$(DEBUG_CONSOLE)),--overlay overlays/d
 # Debian packages kiln's build and tests use: Go fetches modules over HTTPS (ca-certificates)
 # and stamps builds from git; kiln build reads the base's kernel with xz (xz-utils).
 PREREQ_DEPS := ca-certificates $(if $(wildcard .git),git)
-BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap xz-utils qemu-utils
+BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap xz-utils qemu-utils xorriso
 TEST_DEPS := qemu-system-x86 qemu-utils ovmf time shellcheck systemd openssh-client
 BENCH_DEPS := time bc python3 mount
 

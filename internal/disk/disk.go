@@ -78,13 +78,21 @@ func Write(ctx context.Context, pl plan.Plan, c Contents) error {
 	if err := writeRaw(ctx, pl, c.RootFS, esp, raw.Path); err != nil {
 		return fmt.Errorf("writing %s: %w", raw.Path, err)
 	}
+	var lives []plan.Output
 	for _, o := range pl.Outputs {
 		if o.Format == "raw" {
+			continue
+		}
+		if isLive(o.Format) {
+			lives = append(lives, o)
 			continue
 		}
 		if err := Convert(ctx, raw.Path, o.Path, o.Format, pl.ID, pl.SourceDateEpoch); err != nil {
 			return err
 		}
+	}
+	if len(lives) > 0 {
+		return writeLive(ctx, pl, c, raw.Path, lives)
 	}
 	return nil
 }
@@ -132,7 +140,7 @@ func fill(ctx context.Context, d *disk.Disk, pl plan.Plan, rootfs string, esp []
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := writeESP(d, pl, esp); err != nil {
+	if err := writeFAT(d, pl.Partition(plan.LabelESP).Number, pl.SourceDateEpoch, esp); err != nil {
 		return fmt.Errorf("writing ESP: %w", err)
 	}
 	if err := writeRoot(d, pl, rootfs); err != nil {
@@ -208,11 +216,13 @@ func espFiles(files []plan.ESPFile, c Contents) ([]espFile, error) {
 	return out, nil
 }
 
-func writeESP(d *disk.Disk, pl plan.Plan, files []espFile) error {
-	restore := fatTime(pl.SourceDateEpoch)
+// writeFAT makes a FAT32 file system labelled ESP on partition (0: the whole of d) holding
+// files, every time stamp epoch.
+func writeFAT(d *disk.Disk, partition int, epoch int64, files []espFile) error {
+	restore := fatTime(epoch)
 	defer restore()
 	fs, err := d.CreateFilesystem(disk.FilesystemSpec{
-		Partition:    pl.Partition(plan.LabelESP).Number,
+		Partition:    partition,
 		FSType:       filesystem.TypeFat32,
 		VolumeLabel:  plan.LabelESP,
 		Reproducible: true,
