@@ -1,6 +1,6 @@
-// Delivery: one build of recipes/minimal.yaml in every VM format, each booted; the raw image
-// burnt onto a loop device full of an old file system, then the loop device's backing file
-// booted.
+// Delivery: one build of recipes/minimal.yaml in every format, each VM format booted, the
+// live media booted live and as the installer; the raw image burnt onto a loop device full of
+// an old file system, then the loop device's backing file booted.
 
 package qemutests
 
@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kiln-dev/kiln/internal/imagefile"
 	"github.com/kiln-dev/kiln/internal/inspect"
@@ -20,39 +23,93 @@ import (
 	"github.com/kiln-dev/kiln/internal/vm"
 )
 
-// TestFormatsBoot builds recipes/minimal.yaml once with --format raw,qcow2,vmdk,vhd: the JSON
-// report lists each output with the sha256 of its bytes; qemu-img finds each identical to the
-// raw image (and the qcow2 and vmdk consistent); and each boots to multi-user.
-func TestFormatsBoot(t *testing.T) {
+// buildReport is what `kiln build --output json` says of its outputs.
+type buildReport struct {
+	Outputs []struct {
+		Format, Path, SHA256 string
+		Files                []struct{ Name, SHA256 string }
+	}
+}
+
+// allFormats is recipes/minimal.yaml built once with --format raw,qcow2,vmdk,vhd,iso,pxe.
+var allFormats struct {
+	once sync.Once
+	raw  string
+	rep  buildReport
+	err  error
+}
+
+// everyFormat builds recipes/minimal.yaml once in every format and returns the raw image's
+// path and the build's report.
+func everyFormat(t *testing.T) (string, buildReport) {
+	t.Helper()
 	kiln, oci := requireInputs(t)
 	testenv.RequireRoot(t)
 	testenv.RequireTool(t, "qemu-img", "qemu-utils")
-	out := filepath.Join(t.TempDir(), "minimal.raw")
-	cmd := buildCommand(kiln, oci, filepath.Join(repoRoot(), "recipes", "minimal.yaml"), out)
-	cmd.Args = append(cmd.Args, "--format", "raw,qcow2,vmdk,vhd", "--output", "json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kiln build --format: %v\n%s", err, stderr.String())
+	testenv.RequireTool(t, "xorriso", "xorriso")
+	allFormats.once.Do(func() {
+		dir, err := builtImagesDir()
+		if err != nil {
+			allFormats.err = err
+			return
+		}
+		allFormats.raw = filepath.Join(dir, "formats", "minimal.raw")
+		cmd := buildCommand(kiln, oci, filepath.Join(repoRoot(), "recipes", "minimal.yaml"), allFormats.raw)
+		cmd.Args = append(cmd.Args, "--format", "raw,qcow2,vmdk,vhd,iso,pxe", "--output", "json")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			allFormats.err = fmt.Errorf("kiln build --format: %v\n%s", err, stderr.String())
+		} else if err := json.Unmarshal(stdout.Bytes(), &allFormats.rep); err != nil {
+			allFormats.err = fmt.Errorf("kiln build --output json: %v\n%s", err, stdout.String())
+		}
+	})
+	if allFormats.err != nil {
+		t.Fatal(allFormats.err)
 	}
-	var rep struct {
-		Outputs []struct{ Format, Path, SHA256 string }
+	return allFormats.raw, allFormats.rep
+}
+
+// output is the path of the build's output of format.
+func (r buildReport) output(t *testing.T, format string) string {
+	t.Helper()
+	for _, o := range r.Outputs {
+		if o.Format == format {
+			return o.Path
+		}
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("kiln build --output json: %v\n%s", err, stdout.String())
-	}
-	if len(rep.Outputs) != 4 {
-		t.Fatalf("kiln build reported %d outputs, want 4:\n%s", len(rep.Outputs), stdout.String())
+	t.Fatalf("the build wrote no %s output", format)
+	return ""
+}
+
+// TestFormatsBoot: the JSON report of the build in every format lists each output with the
+// sha256 of its bytes (a pxe directory: of each file); qemu-img finds each VM format identical
+// to the raw image (and the qcow2 and vmdk consistent); and each boots to multi-user.
+func TestFormatsBoot(t *testing.T) {
+	out, rep := everyFormat(t)
+	if len(rep.Outputs) != 6 {
+		t.Fatalf("kiln build reported %d outputs, want 6: %+v", len(rep.Outputs), rep)
 	}
 	dir := artifactDir(t)
 	for _, o := range rep.Outputs {
 		if want := strings.TrimSuffix(out, ".raw") + "." + o.Format; o.Path != want {
 			t.Errorf("%s output at %s, want %s", o.Format, o.Path, want)
 		}
+		if o.Format == "pxe" {
+			if len(o.Files) != 5 {
+				t.Errorf("pxe files %+v, want vmlinuz, initrd.img, root.img, cmdline, boot.ipxe", o.Files)
+			}
+			for _, f := range o.Files {
+				if got := fileSHA256(t, filepath.Join(o.Path, f.Name)); got != f.SHA256 {
+					t.Errorf("pxe %s: reported sha256 %s, the file's is %s", f.Name, f.SHA256, got)
+				}
+			}
+			continue
+		}
 		if got := fileSHA256(t, o.Path); got != o.SHA256 {
 			t.Errorf("%s: reported sha256 %s, the file's is %s", o.Format, o.SHA256, got)
 		}
-		if o.Format == "raw" {
+		if o.Format == "raw" || o.Format == "iso" {
 			continue
 		}
 		if o.Format != "vhd" {
@@ -62,6 +119,85 @@ func TestFormatsBoot(t *testing.T) {
 		m := Boot(t, vm.Config{Image: o.Path, MemoryMB: 1024}, dir, o.Format)
 		bootToShell(t, m)
 		m.Kill()
+	}
+}
+
+// TestLiveMedia boots the iso as a CD to multi-user, live: the root is a read-only loop device
+// over the medium's packed image, /var a tmpfs, no disk attached at all; the same iso as a USB
+// stick (the hybrid's GPT ESP) to the root's switch; and the pxe directory live, its root from
+// the second initramfs.
+func TestLiveMedia(t *testing.T) {
+	_, rep := everyFormat(t)
+	iso, pxe := rep.output(t, "iso"), rep.output(t, "pxe")
+	dir := artifactDir(t)
+	m := Boot(t, vm.Config{Image: iso, MemoryMB: 1536}, dir, "iso-cd")
+	bootToShell(t, m)
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: live: root /dev/loop\d+ mounted read-only from /dev/sr0`), time.Second); err != nil {
+		t.Error(err)
+	}
+	for cmd, want := range map[string]string{
+		"findmnt -no SOURCE / | cut -c1-9":         "/dev/loop",
+		"findmnt -no FSTYPE /var":                  "tmpfs",
+		"findmnt -no FSTYPE /run/kiln/medium":      "iso9660",
+		"cat /sys/block/loop0/ro":                  "1",
+		"lsblk -dno TYPE | sort -u | tr '\\n' ' '": "loop rom ",
+		"touch /etc/x /var/x && echo ok":           "ok",
+	} {
+		if out := mustRun(t, m, cmd, 0); out != want {
+			t.Errorf("`%s` = %q, want %q", cmd, out, want)
+		}
+	}
+	m.Kill()
+
+	m = Boot(t, vm.Config{Image: iso, USB: true, MemoryMB: 1536}, dir, "iso-usb")
+	m.Milestone("init", reInit, 3*time.Minute)
+	m.Milestone("live-root", regexp.MustCompile(`kiln-init: live: root /dev/loop\d+ mounted read-only from /dev/sd[a-z]`), 2*time.Minute)
+	m.Milestone("switch-root", reSwitch, time.Minute)
+	m.Kill()
+
+	m = Boot(t, vm.Config{Image: pxe, MemoryMB: 2048}, dir, "pxe")
+	bootToShell(t, m)
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: live: root /dev/loop\d+ mounted read-only from the initramfs`), time.Second); err != nil {
+		t.Error(err)
+	}
+	if out := mustRun(t, m, "findmnt -no FSTYPE /var", 0); out != "tmpfs" {
+		t.Errorf("pxe: /var is %q, want tmpfs", out)
+	}
+}
+
+// TestPXEInstall boots the pxe directory as the installer onto the first empty disk (8 GiB,
+// with an 8 GiB disk holding data before it that must not be touched), given a node config by
+// fw_cfg: it writes and verifies the image, copies the config onto the installed ESP and powers
+// off; the disk then boots alone, grows var to its end and applies the config from its ESP.
+func TestPXEInstall(t *testing.T) {
+	_, rep := everyFormat(t)
+	pxe := rep.output(t, "pxe")
+	tmp := t.TempDir()
+	data, target := filepath.Join(tmp, "data.raw"), filepath.Join(tmp, "target.raw")
+	testenv.Run(t, "truncate", "-s", "8G", data, target)
+	testenv.Run(t, "sh", "-c", `printf 'precious' | dd of="$0" conv=notrunc status=none`, data)
+	dir := artifactDir(t)
+	cfg := vm.Config{Image: pxe, MemoryMB: 2048, Append: []string{"kiln.install=first-empty", "kiln.install.after=poweroff"},
+		Disks: []string{vm.WritableDisk + data, vm.WritableDisk + target}, Ignition: writeConfig(t, "installed-node")}
+	m := Boot(t, cfg, dir, "installer")
+	m.Milestone("write", regexp.MustCompile(`kiln-init: installer: writing the image \(\d+ MiB\) onto /dev/vdb`), 4*time.Minute)
+	m.Milestone("verified", regexp.MustCompile(`kiln-init: installer: /dev/vdb written and verified`), 5*time.Minute)
+	m.Milestone("config", regexp.MustCompile(`kiln-init: installer: node config from fw_cfg:opt/com.coreos/config copied to /dev/vdb1`), time.Minute)
+	if err := m.WaitExit(time.Minute); err != nil {
+		t.Fatalf("the installer did not power off: %v", err)
+	}
+	if b, err := os.ReadFile(data); err != nil || string(b[:8]) != "precious" {
+		t.Fatalf("the installer touched the disk that was not empty")
+	}
+	m = Boot(t, vm.Config{Image: target, Persist: true, MemoryMB: 1024}, dir, "installed")
+	bootToShell(t, m)
+	for _, re := range []string{`kiln-init: var partition grown to \d+ MiB`, `kiln-init: node config from /dev/vda1:/kiln/config.ign applied`} {
+		if _, _, err := m.Wait(0, regexp.MustCompile(re), time.Second); err != nil {
+			t.Error(err)
+		}
+	}
+	if out := mustRun(t, m, "hostname", 0); out != "installed-node" {
+		t.Errorf("hostname %q, want the installer's node config's installed-node", out)
 	}
 }
 

@@ -11,12 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"text/template"
 	"time"
 
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/u-root/u-root/pkg/cpio"
 	"golang.org/x/sys/unix"
 
@@ -121,7 +121,7 @@ func writeISO(ctx context.Context, pl plan.Plan, o plan.Output, c Contents, pack
 	}
 	defer remove()
 	boot := filepath.Join(dir, "efiboot.img")
-	if err := writeFATImage(boot, pl.SourceDateEpoch, files); err != nil {
+	if err := writeFATImage(ctx, boot, pl.SourceDateEpoch, files); err != nil {
 		return fmt.Errorf("writing the El Torito boot image: %w", err)
 	}
 	// xorriso records each file's own modification time: they are set to the epoch too
@@ -148,41 +148,88 @@ func writeISO(ctx context.Context, pl plan.Plan, o plan.Output, c Contents, pack
 	return syncAndRename(tmp, o.Path)
 }
 
-// writeFATImage writes a FAT32 file system filling the file at path (no partition table)
-// holding files, sized for them and at least recipe.MinESPSize.
-func writeFATImage(path string, epoch int64, files []espFile) error {
-	need := int64(0)
-	for _, f := range files {
-		n := int64(len(f.data))
-		if f.data == nil {
-			st, err := os.Stat(f.host)
-			if err != nil {
-				return err
-			}
-			n = st.Size()
+// maxElToritoImage is the largest boot image an El Torito entry records (65535 sectors of
+// 512 bytes): UEFI firmware boots no larger one from a CD.
+const maxElToritoImage = 65535 * 512
+
+// writeFATImage writes the El Torito boot image: a FAT file system filling the file at path
+// (no partition table) holding files, every time stamp epoch. It must stay under 32 MiB,
+// which a FAT32 file system cannot (it needs 65525 clusters): go-diskfs makes only FAT32, so
+// dosfstools' mkfs.fat (FAT12/16, its --invariant volume ID and times) and mtools (which
+// stamp SOURCE_DATE_EPOCH) make it.
+func writeFATImage(ctx context.Context, path string, epoch int64, files []espFile) error {
+	for _, tool := range [][2]string{{"mkfs.fat", "dosfstools"}, {"mcopy", "mtools"}, {"mmd", "mtools"}} {
+		if _, err := exec.LookPath(tool[0]); err != nil {
+			return fmt.Errorf("%s is not installed (Debian: apt-get install %s)", tool[0], tool[1])
 		}
-		need += (n + 64<<10) / (32 << 10) * (32 << 10) // whole clusters, and some
 	}
-	size := max(recipe.MinESPSize, (need+need/8+16*recipe.MiB)/recipe.MiB*recipe.MiB)
-	f, err := os.Create(path)
-	if err != nil {
+	stage := path + ".d"
+	if err := os.Mkdir(stage, 0o755); err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
+	at := time.Unix(epoch, 0)
+	need := int64(1 << 20) // the FATs, the root directory and some room
+	var dirs []string
+	seen := map[string]bool{}
+	var copies [][2]string // host file, FAT path
+	for i, f := range files {
+		src := filepath.Join(stage, strconv.Itoa(i))
+		var err error
+		if f.data != nil {
+			err = os.WriteFile(src, f.data, 0o644)
+		} else {
+			err = copyFile(f.host, src)
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.Chtimes(src, at, at); err != nil {
+			return err
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return err
+		}
+		need += (st.Size() + 4<<10) / (4 << 10) * (4 << 10)
+		for d := filepath.Dir(f.path); d != "/" && d != "."; d = filepath.Dir(d) {
+			if !seen[d] {
+				seen[d] = true
+				dirs = append(dirs, d)
+			}
+		}
+		copies = append(copies, [2]string{src, f.path})
+	}
+	size := (need + need/16 + 1<<20) / (1 << 20) * (1 << 20)
+	if size > maxElToritoImage {
+		return fmt.Errorf("the kernel and initramfs need a %d MiB boot image; UEFI firmware boots at most 32 MiB from a CD", size>>20)
+	}
+	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(a, "/") - strings.Count(b, "/") })
+	env := append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch, 10), "MTOOLS_SKIP_CHECK=1")
+	run := func(name string, args ...string) error {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%s: %w: %s", name, err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	if err := run("mkfs.fat", "--invariant", "-n", plan.LabelESP, "-C", path, strconv.FormatInt(size>>10, 10)); err != nil {
 		return err
 	}
-	d, err := diskfs.OpenBackend(file.New(f, false), diskfs.WithSectorSize(diskfs.SectorSize512))
-	if err != nil {
-		return err
+	for _, d := range dirs {
+		if err := run("mmd", "-i", path, "::"+d); err != nil {
+			return err
+		}
 	}
-	if err := writeFAT(d, 0, epoch, files); err != nil {
-		return err
+	for _, c := range copies {
+		if err := run("mcopy", "-m", "-i", path, c[0], "::"+c[1]); err != nil {
+			return err
+		}
 	}
-	if err := fixFAT32(&section{f, 0}); err != nil {
-		return err
-	}
-	return f.Close()
+	return os.RemoveAll(stage)
 }
 
 // writePXE writes the PXE directory and puts it in place of any earlier one.

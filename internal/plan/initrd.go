@@ -16,11 +16,11 @@ func InitrdModules() Initrd {
 	return Initrd{
 		Modules: []string{
 			"crc32c_generic", "crc32c_intel", // before libcrc32c users (ext4)
-			"squashfs", "overlay", "ext4", "vfat", "nls_cp437", "nls_ascii", "dm_verity", "loop",
+			"squashfs", "overlay", "ext4", "vfat", "nls_cp437", "nls_ascii", "dm_verity", "loop", "isofs",
 		},
 		Drivers: []string{
 			"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ahci", "nvme",
-			"xhci_pci", "ehci_pci", "usb_storage", "uas", "mmc_block", "sdhci_pci", "qemu_fw_cfg",
+			"xhci_pci", "ehci_pci", "usb_storage", "uas", "mmc_block", "sdhci_pci", "sr_mod", "qemu_fw_cfg",
 		},
 	}
 }

@@ -49,9 +49,54 @@ type Config struct {
 	// Disks are further disk images (raw, qcow2, vmdk or vhd by their name), attached read-only
 	// after Image as more virtio disks: a stick with a kiln-config partition, say. "new:SIZE"
 	// (e.g. new:8G) is a blank writable raw disk of SIZE instead, made in the VM's private
-	// directory and gone when it stops: a target for an installer.
+	// directory and gone when it stops: a target for an installer; "rw:PATH" attaches PATH
+	// writable, to be kept.
 	Disks []string
+	// Image may also be a live medium kiln writes: an iso, attached as a CD (or, with USB, as
+	// a USB stick, as the same file written to one boots), or a pxe directory, booted as a PXE
+	// server would (its kernel, both initramfs images and its cmdline, plus Append).
+	USB    bool
+	Append []string
 }
+
+// Live media kinds of Config.Image.
+const (
+	MediumISO = "iso"
+	MediumPXE = "pxe"
+)
+
+// Medium says whether image is a live medium: an iso (ISO 9660 at its start) or a pxe
+// directory (vmlinuz, initrd.img, root.img, cmdline); "" for a disk image.
+func Medium(image string) (string, error) {
+	st, err := os.Stat(image)
+	if err != nil {
+		return "", err
+	}
+	if st.IsDir() {
+		for _, f := range pxeFiles {
+			if _, err := os.Stat(filepath.Join(image, f)); err != nil {
+				return "", fmt.Errorf("%s is a directory but not a pxe output (no %s)", image, f)
+			}
+		}
+		return MediumPXE, nil
+	}
+	if filepath.Ext(image) != ".iso" {
+		return "", nil
+	}
+	f, err := os.Open(image)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	pvd := make([]byte, 6)
+	if _, err := f.ReadAt(pvd, 32768); err != nil || string(pvd[1:]) != "CD001" {
+		return "", fmt.Errorf("%s: not an ISO 9660 image", image)
+	}
+	return MediumISO, nil
+}
+
+// pxeFiles are what a pxe directory must hold (kiln's disk package writes them).
+var pxeFiles = []string{"vmlinuz", "initrd.img", "root.img", "cmdline"}
 
 // LANGroup is the multicast group of private segments.
 const LANGroup = "230.0.0.1"
@@ -146,8 +191,15 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 	if err := Check(); err != nil {
 		return nil, nil, err
 	}
+	medium, err := Medium(c.Image)
+	if err != nil {
+		return nil, nil, fmt.Errorf("disk image: %w", err)
+	}
 	formats, blanks := map[string]string{}, map[int]int64{}
 	for i, d := range append([]string{c.Image}, c.Disks...) {
+		if i == 0 && medium != "" {
+			continue
+		}
 		if i > 0 && strings.HasPrefix(d, BlankDisk) {
 			n, err := blankSize(d)
 			if err != nil {
@@ -156,6 +208,7 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 			blanks[i-1] = n
 			continue
 		}
+		d = strings.TrimPrefix(d, WritableDisk)
 		f, err := imagefile.Format(d)
 		if err != nil && i == 0 {
 			return nil, nil, fmt.Errorf("disk image: %w", err)
@@ -183,6 +236,16 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 		cleanup()
 		return nil, nil, fmt.Errorf("copying firmware variables: %w", err)
 	}
+	var boot []string
+	switch medium {
+	case MediumISO:
+		boot = isoArgs(c)
+	case MediumPXE:
+		if boot, err = pxeArgs(c, dir); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+	}
 	accel, notice := c.accel()
 	if notice != "" && stderr != nil {
 		fmt.Fprintln(stderr, notice)
@@ -198,13 +261,13 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 		removeDir := cleanup
 		cleanup = func() { once.Do(func() { close(stop); removeDir() }) }
 	}
-	cmd := exec.CommandContext(ctx, QEMU, args(c, accel, code, vars, formats)...)
+	cmd := exec.CommandContext(ctx, QEMU, args(c, accel, code, vars, formats, boot)...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd, cleanup, nil
 }
 
 // args are QEMU's arguments for c; formats holds QEMU's format of each disk image.
-func args(c Config, accel, code, vars string, formats map[string]string) []string {
+func args(c Config, accel, code, vars string, formats map[string]string, boot []string) []string {
 	mem, cpus := c.MemoryMB, c.CPUs
 	if mem == 0 {
 		mem = 2048
@@ -229,10 +292,12 @@ func args(c Config, accel, code, vars string, formats map[string]string) []strin
 		"-nodefaults", "-display", "none", "-no-user-config",
 		"-drive", "if=pflash,format=raw,readonly=on,file=" + code,
 		"-drive", "if=pflash,format=raw,file=" + vars,
-		"-drive", drive,
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
-		"-device", "virtio-rng-pci",
 	}
+	if boot == nil {
+		boot = []string{"-drive", drive}
+	}
+	a = append(a, boot...)
+	a = append(a, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0", "-device", "virtio-rng-pci")
 	if c.Monitor && serial == "stdio" {
 		a = append(a, "-serial", "mon:stdio")
 	} else {
@@ -249,7 +314,9 @@ func args(c Config, accel, code, vars string, formats map[string]string) []strin
 	}
 	for _, d := range c.Disks {
 		ro := ",readonly=on"
-		if filepath.Dir(d) == filepath.Dir(vars) { // a blank disk of this VM's own
+		if p, ok := strings.CutPrefix(d, WritableDisk); ok {
+			d, ro = p, ""
+		} else if filepath.Dir(d) == filepath.Dir(vars) { // a blank disk of this VM's own
 			ro = ",cache=unsafe"
 		}
 		a = append(a, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio%s", d, formats[d], ro))
@@ -262,6 +329,61 @@ func args(c Config, accel, code, vars string, formats map[string]string) []strin
 			"-device", "virtserialport,bus=vser0.0,chardev=kubeconfig,name="+guestlink.KubeconfigPort)
 	}
 	return a
+}
+
+// isoArgs attach an iso read-only as a CD on the AHCI controller, or as a USB stick.
+func isoArgs(c Config) []string {
+	if c.USB {
+		return []string{"-device", "qemu-xhci,id=xhci", "-drive", "if=none,id=stick,format=raw,readonly=on,file=" + c.Image,
+			"-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0"}
+	}
+	return []string{"-drive", "if=none,id=cd0,media=cdrom,readonly=on,file=" + c.Image, "-device", "ide-cd,drive=cd0,bootindex=0"}
+}
+
+// pxeArgs boot a pxe directory's kernel with its initramfs and root.img, one after the other
+// as a boot loader hands them over (QEMU takes one initrd file: they are joined in the VM's
+// directory), and its command line plus c.Append.
+func pxeArgs(c Config, dir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(c.Image, "cmdline"))
+	if err != nil {
+		return nil, err
+	}
+	initrd := filepath.Join(dir, "initrd")
+	if err := joinFiles(initrd, filepath.Join(c.Image, "initrd.img"), filepath.Join(c.Image, "root.img")); err != nil {
+		return nil, fmt.Errorf("joining the pxe initramfs images: %w", err)
+	}
+	cmdline := strings.Join(append(strings.Fields(string(b)), c.Append...), " ")
+	return []string{"-kernel", filepath.Join(c.Image, "vmlinuz"), "-initrd", initrd, "-append", cmdline}, nil
+}
+
+// joinFiles writes srcs one after the other into dst, each padded to 4 bytes as the kernel
+// wants concatenated initramfs archives.
+func joinFiles(dst string, srcs ...string) error {
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	n := int64(0)
+	for _, src := range srcs {
+		if pad := (4 - n%4) % 4; pad > 0 {
+			if _, err := out.Write(make([]byte, pad)); err != nil {
+				return err
+			}
+			n += pad
+		}
+		in, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		m, err := io.Copy(out, in)
+		in.Close()
+		if err != nil {
+			return err
+		}
+		n += m
+	}
+	return out.Close()
 }
 
 // kubeconfigPortFile is where QEMU writes what the guest sends on its KubeconfigPort: in the
@@ -312,6 +434,10 @@ func makeBlank(path string, n int64) error {
 	}
 	return f.Close()
 }
+
+// WritableDisk prefixes a Config.Disks entry attached writable (rw:PATH): a disk an
+// installer writes that is booted afterwards.
+const WritableDisk = "rw:"
 
 // BlankDisk prefixes a Config.Disks entry that asks for a blank disk: new:SIZE.
 const BlankDisk = "new:"

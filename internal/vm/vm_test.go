@@ -13,7 +13,7 @@ import (
 func TestArgs(t *testing.T) {
 	a := strings.Join(args(Config{Image: "n.qcow2", Forwards: []Forward{{6443, 6443}, {2222, 22}}, Ignition: "n.ign",
 		LAN: 42042, MAC: "52:54:00:00:10:11", Kubeconfig: "admin.conf", Disks: []string{"stick.raw", "more.qcow2"}}, "tcg", "CODE", "/vm/VARS",
-		map[string]string{"n.qcow2": "qcow2", "stick.raw": "raw", "more.qcow2": "qcow2"}), " ")
+		map[string]string{"n.qcow2": "qcow2", "stick.raw": "raw", "more.qcow2": "qcow2"}, nil), " ")
 	for _, want := range []string{
 		"-accel tcg,tb-size=2048", "-cpu max", "-smp 2", "-m 2048",
 		"if=pflash,format=raw,readonly=on,file=CODE", "if=pflash,format=raw,file=/vm/VARS",
@@ -28,7 +28,7 @@ func TestArgs(t *testing.T) {
 			t.Errorf("qemu args lack %q:\n%s", want, a)
 		}
 	}
-	p := strings.Join(args(Config{Image: "n.raw", Persist: true, Monitor: true, CPUs: 4, MemoryMB: 4096}, "kvm", "C", "V", map[string]string{"n.raw": "raw"}), " ")
+	p := strings.Join(args(Config{Image: "n.raw", Persist: true, Monitor: true, CPUs: 4, MemoryMB: 4096}, "kvm", "C", "V", map[string]string{"n.raw": "raw"}, nil), " ")
 	for _, want := range []string{"file=n.raw,format=raw,if=virtio,cache=unsafe -netdev", "-cpu host", "-smp 4", "-m 4096", "-serial mon:stdio"} {
 		if !strings.Contains(p, want) {
 			t.Errorf("qemu args lack %q:\n%s", want, p)
@@ -137,5 +137,50 @@ func TestBlankDiskIsWritableAndPrivate(t *testing.T) {
 	cleanup()
 	if _, err := os.Stat(p); err == nil {
 		t.Error("the blank disk outlived its VM")
+	}
+}
+
+// TestLiveMediaArgs: an iso is a read-only CD (or USB stick) in place of the virtio disk, a
+// pxe directory boots its kernel with both initramfs images joined, 4-byte aligned, and its
+// cmdline plus Append; a rw: disk is attached writable.
+func TestLiveMediaArgs(t *testing.T) {
+	iso := strings.Join(args(Config{Image: "m.iso", Disks: []string{"rw:target.raw"}}, "tcg", "C", "V", map[string]string{"target.raw": "raw"}, isoArgs(Config{Image: "m.iso"})), " ")
+	for _, want := range []string{
+		"-drive if=pflash,format=raw,file=V -drive if=none,id=cd0,media=cdrom,readonly=on,file=m.iso -device ide-cd,drive=cd0,bootindex=0 -netdev",
+		"-drive file=target.raw,format=raw,if=virtio",
+	} {
+		if !strings.Contains(iso, want) {
+			t.Errorf("qemu args lack %q:\n%s", want, iso)
+		}
+	}
+	if strings.Contains(iso, "file=m.iso,format") || strings.Contains(iso, "target.raw,format=raw,if=virtio,readonly") {
+		t.Errorf("the iso is also attached as a disk, or the rw: disk read-only:\n%s", iso)
+	}
+	if usb := strings.Join(isoArgs(Config{Image: "m.iso", USB: true}), " "); !strings.Contains(usb, "usb-storage,bus=xhci.0,drive=stick") || !strings.Contains(usb, "readonly=on,file=m.iso") {
+		t.Errorf("usb stick args %q", usb)
+	}
+
+	pxe := t.TempDir()
+	for name, data := range map[string]string{"vmlinuz": "K", "initrd.img": "01234", "root.img": "ROOT", "cmdline": "console=ttyS0 kiln.live=X\n"} {
+		if err := os.WriteFile(filepath.Join(pxe, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := Medium(pxe); err != nil || m != MediumPXE {
+		t.Fatalf("Medium(pxe dir) = %q, %v", m, err)
+	}
+	if _, err := Medium(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a pxe output (no vmlinuz)") {
+		t.Errorf("Medium(empty dir) = %v", err)
+	}
+	dir := t.TempDir()
+	a, err := pxeArgs(Config{Image: pxe, Append: []string{"kiln.install=first-empty"}}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(a, " "), "-kernel "+pxe+"/vmlinuz -initrd "+dir+"/initrd -append console=ttyS0 kiln.live=X kiln.install=first-empty"; got != want {
+		t.Errorf("pxe args\n%s, want\n%s", got, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "initrd")); string(b) != "01234\x00\x00\x00ROOT" {
+		t.Errorf("joined initrd %q", b)
 	}
 }

@@ -142,10 +142,18 @@ func newBuildCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// builtOutput is an output as `kiln build --output json` reports it.
+// builtOutput is an output as `kiln build --output json` reports it. A directory (pxe) lists
+// its files; its sha256 is that of the listing `sha256sum *` prints in it.
 type builtOutput struct {
-	Format string `json:"format"`
-	Path   string `json:"path"`
+	Format string      `json:"format"`
+	Path   string      `json:"path"`
+	Size   int64       `json:"size"`
+	SHA256 string      `json:"sha256"`
+	Files  []builtFile `json:"files,omitempty"`
+}
+
+type builtFile struct {
+	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 }
@@ -154,17 +162,50 @@ type builtOutput struct {
 func describeOutputs(outs []plan.Output) ([]builtOutput, error) {
 	var res []builtOutput
 	for _, o := range outs {
-		f, err := os.Open(o.Path)
+		b := builtOutput{Format: o.Format, Path: o.Path}
+		st, err := os.Stat(o.Path)
 		if err != nil {
 			return nil, err
 		}
-		h := sha256.New()
-		n, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", o.Path, err)
+		if !st.IsDir() {
+			if b.Size, b.SHA256, err = fileDigest(o.Path); err != nil {
+				return nil, err
+			}
+			res = append(res, b)
+			continue
 		}
-		res = append(res, builtOutput{Format: o.Format, Path: o.Path, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+		ents, err := os.ReadDir(o.Path)
+		if err != nil {
+			return nil, err
+		}
+		var sums strings.Builder
+		for _, e := range ents { // in name order
+			f := builtFile{Name: e.Name()}
+			if f.Size, f.SHA256, err = fileDigest(filepath.Join(o.Path, e.Name())); err != nil {
+				return nil, err
+			}
+			b.Files = append(b.Files, f)
+			b.Size += f.Size
+			fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Name)
+		}
+		sum := sha256.Sum256([]byte(sums.String()))
+		b.SHA256 = hex.EncodeToString(sum[:])
+		res = append(res, b)
 	}
 	return res, nil
+}
+
+// fileDigest is a file's size and sha256.
+func fileDigest(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -18,12 +18,16 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run IMAGE",
 		Short: "Boot an image in QEMU with UEFI firmware, the serial console on this terminal",
-		Long: `Boots IMAGE (raw or qcow2) in QEMU with OVMF. KVM is used when it works, else TCG.
-Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to quit.`,
+		Long: `Boots IMAGE (raw, qcow2, vmdk or vhd) in QEMU with OVMF. KVM is used when it works, else TCG.
+Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to quit.
+IMAGE may also be a live medium: an iso (a CD, or a USB stick with --usb) or a pxe directory
+(booted with its kernel, initramfs images and cmdline, as a PXE server would).`,
 		Example: `  kiln run out/minimal.raw
   kiln run out/control-plane.raw -p 6443:6443 --memory 4096 --kubeconfig out/admin.conf
   kiln run out/minimal.raw --ignition node1.ign --persist
   kiln run out/worker.raw --disk config-stick.raw
+  kiln run out/minimal.iso --disk new:8G
+  kiln run out/minimal.pxe --append kiln.install=first-empty --disk new:8G --ignition node1.ign
   kiln run cp1.raw --ignition out/cluster/cp1.ign --lan 42042 --mac 52:54:00:00:10:10 -p 6443:6443`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -79,8 +83,10 @@ Changes to the disk are thrown away unless --persist is given. Press Ctrl-A X to
 	cmd.Flags().IntVar(&c.LAN, "lan", 0, "UDP port of a private Ethernet segment on 127.0.0.1 shared with every VM run with the same --lan")
 	cmd.Flags().StringVar(&c.MAC, "mac", "", "MAC address of the --lan interface (as in the cluster definition)")
 	cmd.Flags().StringVar(&c.Accel, "accel", "auto", "auto, kvm or tcg")
-	cmd.Flags().StringArrayVar(&c.Disks, "disk", nil, "a further disk image attached read-only (e.g. one with a kiln-config partition holding config.ign), or new:SIZE for a blank writable disk gone when the VM stops (new:8G); repeatable")
+	cmd.Flags().StringArrayVar(&c.Disks, "disk", nil, "a further disk image attached read-only (e.g. one with a kiln-config partition holding config.ign), new:SIZE for a blank writable disk gone when the VM stops (new:8G), or rw:PATH for a disk attached writable (an installer's target, booted later); repeatable")
 	cmd.Flags().StringVar(&c.Kubeconfig, "kubeconfig", "", "write the control plane's admin kubeconfig here once its API server is ready (needs -p HOST:6443; the file points at 127.0.0.1:HOST)")
+	cmd.Flags().BoolVar(&c.USB, "usb", false, "attach an iso as a USB stick instead of a CD")
+	cmd.Flags().StringArrayVar(&c.Append, "append", nil, "a kernel parameter added to a pxe directory's cmdline (e.g. kiln.install=first-empty); repeatable")
 	return cmd
 }
 

@@ -10,6 +10,11 @@
 //	kiln.init=PATH       program to start on the root; default /sbin/init
 //	kiln.onfail=ACTION   poweroff (default) or reboot, 30 s after a failure
 //	kiln.debug           print every step
+//	kiln.live=LABEL      boot live from a medium (live.go): the packed disk image in the
+//	                     initramfs (PXE) or on the ISO 9660 volume LABEL (CD, stick)
+//	kiln.install=TARGET  with kiln.live: write the image onto TARGET (a /dev path, a
+//	                     /dev/disk/by-id/ name or first-empty) instead (install.go)
+//	kiln.install.after=  reboot (default) or poweroff once installed
 //
 // Every line it prints starts with "kiln-init:"; failures print one "kiln-init: error: …" line
 // naming what is missing.
@@ -32,10 +37,13 @@ const (
 )
 
 type config struct {
-	root   string
-	init   string
-	onfail string
-	debug  bool
+	root         string
+	init         string
+	onfail       string
+	debug        bool
+	live         string
+	install      string
+	installAfter string
 }
 
 func main() {
@@ -44,7 +52,11 @@ func main() {
 		fail(config{}, err)
 	}
 	cfg := readCmdline()
-	say("started (kiln.root=%s)", cfg.root)
+	if cfg.live != "" {
+		say("started (kiln.live=%s)", cfg.live)
+	} else {
+		say("started (kiln.root=%s)", cfg.root)
+	}
 	if err := run(cfg); err != nil {
 		fail(cfg, err)
 	}
@@ -57,6 +69,9 @@ func main() {
 func run(cfg config) error {
 	mods := newModules(cfg)
 	mods.loadAlways()
+	if cfg.live != "" {
+		return runLive(cfg, mods)
+	}
 	parts, err := waitForPartitions(cfg, mods)
 	if err != nil {
 		return err
@@ -106,6 +121,12 @@ func readCmdline() config {
 			cfg.onfail = v
 		case "kiln.debug":
 			cfg.debug = true
+		case "kiln.live":
+			cfg.live = v
+		case "kiln.install":
+			cfg.install = v
+		case "kiln.install.after":
+			cfg.installAfter = v
 		}
 	}
 	return cfg

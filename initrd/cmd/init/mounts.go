@@ -55,21 +55,22 @@ func switchRoot() error {
 }
 
 // setupVar mounts the var partition on /var. On first boot it makes the filesystem and copies
-// in the image's /var, so packages' state directories exist.
+// in the image's /var, so packages' state directories exist. With no partition (a live boot)
+// /var is a tmpfs seeded the same way.
 func setupVar(dev string, first bool) error {
+	if dev == "" {
+		if err := seedVar("tmpfs", "tmpfs", "mode=0755"); err != nil {
+			return err
+		}
+		say("var in memory (live)")
+		return nil
+	}
 	if first {
 		if err := command("/sbin/mkfs.ext4", "-q", "-F", "-L", "var", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", dev); err != nil {
 			return fmt.Errorf("formatting var (%s): %w", dev, err)
 		}
-		staging := "/run/kiln/var"
-		if _, err := mount.Mount(dev, staging, "ext4", "", 0, mkdir(staging)); err != nil {
-			return fmt.Errorf("mounting var: %w", err)
-		}
-		if err := command("/bin/cp", "-a", "/var/.", staging+"/"); err != nil {
-			return fmt.Errorf("seeding var: %w", err)
-		}
-		if err := unix.Mount(staging, "/var", "", unix.MS_MOVE, ""); err != nil {
-			return fmt.Errorf("mounting var: %w", err)
+		if err := seedVar(dev, "ext4", ""); err != nil {
+			return err
 		}
 		say("var created on %s", dev)
 		return nil
@@ -78,6 +79,22 @@ func setupVar(dev string, first bool) error {
 		return fmt.Errorf("mounting var: %w", err)
 	}
 	say("var mounted from %s", dev)
+	return nil
+}
+
+// seedVar mounts a fresh file system aside, copies the image's /var into it and moves it onto
+// /var.
+func seedVar(dev, fstype, data string) error {
+	staging := "/run/kiln/var"
+	if _, err := mount.Mount(dev, staging, fstype, data, 0, mkdir(staging)); err != nil {
+		return fmt.Errorf("mounting var: %w", err)
+	}
+	if err := command("/bin/cp", "-a", "/var/.", staging+"/"); err != nil {
+		return fmt.Errorf("seeding var: %w", err)
+	}
+	if err := unix.Mount(staging, "/var", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("mounting var: %w", err)
+	}
 	return nil
 }
 
@@ -101,7 +118,7 @@ func setupWritable(first bool) error {
 			return err
 		}
 	}
-	say("/etc is an overlay on /var; /var persistent")
+	say("/etc is an overlay on /var")
 	return nil
 }
 
