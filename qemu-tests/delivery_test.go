@@ -140,7 +140,7 @@ func TestLiveMedia(t *testing.T) {
 		"findmnt -no FSTYPE /var":                  "tmpfs",
 		"findmnt -no FSTYPE /run/kiln/medium":      "iso9660",
 		"cat /sys/block/loop0/ro":                  "1",
-		"lsblk -dno TYPE | sort -u | tr '\\n' ' '": "loop rom ",
+		"lsblk -dno TYPE | sort -u | tr '\\n' ' '": "loop rom",
 		"touch /etc/x /var/x && echo ok":           "ok",
 	} {
 		if out := mustRun(t, m, cmd, 0); out != want {
