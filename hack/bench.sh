@@ -41,10 +41,10 @@ printf '%-44s %.2f\n' "image (allocated) / inputs" "$(echo "$allocated / $inputs
 printf '%-44s %d MiB\n' "builder peak RSS (goal <= 300 MiB)" $((rss_kb >> 10))
 # Each format written from the raw image, as a build does (a build with every format, minus the
 # raw build alone).
-for fmt in qcow2 vmdk vhd; do
+for fmt in qcow2 vmdk vhd iso pxe; do
   /usr/bin/time -f '%e' -o "$out/bench/time" $kiln build recipes/minimal.yaml $mirror --format raw,$fmt -o "$img" >/dev/null
   printf '%-44s %.1f s\n' "writing $fmt from the raw image" "$(echo "$(cat "$out/bench/time") - $build_s" | bc -l)"
-  rm -f "$out/bench/minimal.$fmt"
+  rm -rf "$out/bench/minimal.$fmt"
 done
 # kiln burn onto a loop device against dd of the same image onto the same device. The device is
 # a file in $out/bench, not in memory: both write the same bytes through the same page cache
@@ -64,7 +64,8 @@ rm -f "$dev_file"
 printf '%-44s %.1f s\n' "dd bs=4M oflag=direct onto a loop device" "$dd_s"
 printf '%-44s %.1f s (+ %.1f s verifying)\n' "kiln burn onto the same loop device" "$burn_s" "$verify_s"
 printf '%-44s %.2f\n' "burn / dd ratio (goal <= 1.1)" "$(echo "$burn_s / $dd_s" | bc -l)"
-for f in "$out"/qemu-tests/TestQ1Smoke/*/milestones.json "$out"/qemu-tests/TestQ2Q4ControlPlane/*/milestones.json \
+for f in "$out"/qemu-tests/TestQ1Smoke/*/milestones.json "$out"/qemu-tests/TestLiveMedia/*/milestones.json \
+         "$out"/qemu-tests/TestISOInstall/*/milestones.json "$out"/qemu-tests/TestQ2Q4ControlPlane/*/milestones.json \
          "$out"/qemu-tests/TestClusterQ5/*/milestones.json; do
   [ -f "$f" ] || continue
   python3 -c '

@@ -165,23 +165,41 @@ func TestLiveMedia(t *testing.T) {
 	}
 }
 
-// TestPXEInstall boots the pxe directory as the installer onto the first empty disk (8 GiB,
-// with an 8 GiB disk holding data before it that must not be touched), given a node config by
-// fw_cfg: it writes and verifies the image, copies the config onto the installed ESP and powers
-// off; the disk then boots alone, grows var to its end and applies the config from its ESP.
-func TestPXEInstall(t *testing.T) {
-	_, rep := everyFormat(t)
-	pxe := rep.output(t, "pxe")
+// TestISOInstall builds recipes/minimal.yaml as an installer iso (install: first-empty, then
+// power off) and boots it from a CD beside an 8 GiB disk holding data and an empty 8 GiB disk,
+// given a node config by fw_cfg: the installer, the medium's default entry, writes and
+// verifies the image on the empty disk, leaves the other alone, copies the config onto the
+// installed ESP and powers off; the disk then boots alone, grows var to its end and applies the
+// config from its ESP. (A pxe directory installs by the same code, given kiln.install on its
+// command line.)
+func TestISOInstall(t *testing.T) {
+	testenv.RequireTool(t, "xorriso", "xorriso")
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "recipes", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A smaller disk than minimal's own: the installer zeroes and reads back every byte.
+	variant := strings.ReplaceAll(string(raw), "../", repoRoot()+"/") +
+		"outputs:\n  - format: iso\n    install: {device: first-empty, after: poweroff}\n"
+	variant = strings.Replace(strings.Replace(variant, "size: 3GiB", "size: 1536MiB", 1), "root: 1GiB", "root: 384MiB", 1)
+	if !strings.Contains(variant, "size: 1536MiB") || !strings.Contains(variant, "root: 384MiB") {
+		t.Fatal("recipes/minimal.yaml has no disk size and root to shrink")
+	}
 	tmp := t.TempDir()
+	recipe := filepath.Join(tmp, "minimal-installer.yaml")
+	if err := os.WriteFile(recipe, []byte(variant), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	iso := strings.TrimSuffix(buildRecipeFile(t, "minimal-installer", recipe), ".raw") + ".iso"
 	data, target := filepath.Join(tmp, "data.raw"), filepath.Join(tmp, "target.raw")
 	testenv.Run(t, "truncate", "-s", "8G", data, target)
 	testenv.Run(t, "sh", "-c", `printf 'precious' | dd of="$0" conv=notrunc status=none`, data)
 	dir := artifactDir(t)
-	cfg := vm.Config{Image: pxe, MemoryMB: 2048, Append: []string{"kiln.install=first-empty", "kiln.install.after=poweroff"},
-		Disks: []string{vm.WritableDisk + data, vm.WritableDisk + target}, Ignition: writeConfig(t, "installed-node")}
+	cfg := vm.Config{Image: iso, MemoryMB: 1536, Disks: []string{vm.WritableDisk + data, vm.WritableDisk + target},
+		Ignition: writeConfig(t, "installed-node")}
 	m := Boot(t, cfg, dir, "installer")
 	m.Milestone("write", regexp.MustCompile(`kiln-init: installer: writing the image \(\d+ MiB\) onto /dev/vdb`), 4*time.Minute)
-	m.Milestone("verified", regexp.MustCompile(`kiln-init: installer: /dev/vdb written and verified`), 5*time.Minute)
+	m.Milestone("verified", regexp.MustCompile(`kiln-init: installer: /dev/vdb written and verified`), 8*time.Minute)
 	m.Milestone("config", regexp.MustCompile(`kiln-init: installer: node config from fw_cfg:opt/com.coreos/config copied to /dev/vdb1`), time.Minute)
 	if err := m.WaitExit(time.Minute); err != nil {
 		t.Fatalf("the installer did not power off: %v", err)
