@@ -15,11 +15,11 @@ import (
 func TestEveryRecipeBuilds(t *testing.T) {
 	want := map[string][]string{
 		"minimal": {"/usr/lib/systemd/systemd", "/etc/hostname"},
-		"control-plane": {"/usr/share/kiln/images/preload.tar", "/usr/share/kiln/images/preload.sha256", "/etc/kiln/kubeadm.yaml", "/usr/lib/kiln/kiln-node-up",
+		"control-plane": {"/usr/share/kiln/images/preload.sha256", "/etc/kiln/kubeadm.yaml", "/usr/lib/kiln/kiln-node-up",
 			"/usr/lib/kiln/flannel.yaml", "/etc/systemd/system/multi-user.target.wants/kubelet.service", "/etc/systemd/system/multi-user.target.wants/kiln-node-up.service",
 			"/etc/sysctl.d/90-kiln.conf", "/etc/modules-load.d/90-kiln.conf", "/etc/containerd/config.toml", "/etc/systemd/system/swap.target"},
 		"control-plane-etcd-service": {"/usr/bin/etcd", "/usr/lib/systemd/system/kiln-etcd.service", "/etc/systemd/system/multi-user.target.wants/kiln-etcd.service", "/usr/lib/kiln/kiln-node-up"},
-		"worker":                     {"/usr/share/kiln/images/preload.tar", "/usr/lib/kiln/kiln-node-up", "/etc/systemd/system/multi-user.target.wants/kubelet.service", "/usr/bin/kubeadm"},
+		"worker":                     {"/usr/lib/kiln/kiln-node-up", "/etc/systemd/system/multi-user.target.wants/kubelet.service", "/usr/bin/kubeadm"},
 		"kubernetes-node":            {"/usr/bin/kubelet", "/usr/bin/kubeadm", "/usr/bin/kubectl", "/usr/bin/crictl", "/usr/bin/containerd", "/usr/sbin/runc", "/opt/cni/bin/bridge", "/opt/cni/bin/flannel", "/usr/bin/etcd", "/etc/systemd/system/multi-user.target.wants/containerd.service"},
 	}
 	recipes, _ := filepath.Glob(filepath.Join(repoRoot(), "recipes", "*.yaml"))

@@ -23,13 +23,15 @@ import (
 	"github.com/diskfs/go-diskfs/partition/part"
 
 	"github.com/kiln-dev/kiln/internal/atomicfile"
+	"github.com/kiln-dev/kiln/internal/imagefile"
 	"github.com/kiln-dev/kiln/internal/plan"
 )
 
 // Contents are the bytes the plan's ESP files and root slot take from earlier stages: the
-// packed root, the base image's systemd-boot and kernel, and the initramfs.
+// packed root, the var file system, the base image's systemd-boot and kernel, and the initramfs.
 type Contents struct {
 	RootFS     string // path of the squashfs image for the root slot
+	Var        string // path of the var file system's image (MakeVar); "" leaves it empty
 	Bootloader string // host path of systemd-boot (plan.FromBootloader)
 	Kernel     string // host path of the kernel (plan.FromKernel)
 	Initrd     []byte // the initramfs (plan.FromInitrd)
@@ -75,7 +77,7 @@ func Write(ctx context.Context, pl plan.Plan, c Contents) error {
 		defer remove()
 		raw.Path = filepath.Join(dir, "disk.raw")
 	}
-	if err := writeRaw(ctx, pl, c.RootFS, esp, raw.Path); err != nil {
+	if err := writeRaw(ctx, pl, c, esp, raw.Path); err != nil {
 		return fmt.Errorf("writing %s: %w", raw.Path, err)
 	}
 	var lives []plan.Output
@@ -98,7 +100,7 @@ func Write(ctx context.Context, pl plan.Plan, c Contents) error {
 }
 
 // writeRaw writes the raw disk image to out through a pending file.
-func writeRaw(ctx context.Context, pl plan.Plan, rootfs string, esp []espFile, out string) error {
+func writeRaw(ctx context.Context, pl plan.Plan, c Contents, esp []espFile, out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
@@ -115,8 +117,11 @@ func writeRaw(ctx context.Context, pl plan.Plan, rootfs string, esp []espFile, o
 	if err != nil {
 		return fmt.Errorf("opening disk image: %w", err)
 	}
-	if err := fill(ctx, d, pl, rootfs, esp); err != nil {
+	if err := fill(ctx, d, pl, c.RootFS, esp); err != nil {
 		return err
+	}
+	if err := writeVar(f.File, pl.Partition(plan.LabelVar), c.Var); err != nil {
+		return fmt.Errorf("writing var: %w", err)
 	}
 	if err := fixFAT32(&section{f.File, pl.Partition(plan.LabelESP).Start}); err != nil {
 		return fmt.Errorf("writing ESP: %w", err)
@@ -185,6 +190,32 @@ func writeRoot(d *disk.Disk, pl plan.Plan, rootfs string) error {
 		return nil
 	}
 	return err
+}
+
+// writeVar copies the var file system's data into its partition of the image file out; its
+// holes stay holes. With no image the partition stays empty (the node makes it at first boot).
+func writeVar(out *os.File, p plan.Partition, image string) error {
+	if image == "" {
+		return nil
+	}
+	f, err := os.Open(image)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() != p.Size {
+		return fmt.Errorf("the var file system is %d bytes, its partition %d", st.Size(), p.Size)
+	}
+	for _, e := range imagefile.DataExtents(f, st.Size()) {
+		if _, err := io.Copy(io.NewOffsetWriter(out, p.Start+e.Off), io.NewSectionReader(f, e.Off, e.Len)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // espFile is one file on the ESP, from a host file or from bytes.

@@ -72,7 +72,8 @@ func writeLive(ctx context.Context, pl plan.Plan, c Contents, raw string, lives 
 		return err
 	}
 	root := imagefile.Extent{Off: pl.Partition(plan.LabelRootA).Start, Len: st.Size()}
-	if _, err := imagefile.Pack(raw, packed, root); err != nil {
+	vp := pl.Partition(plan.LabelVar)
+	if _, err := imagefile.Pack(raw, packed, root, imagefile.Extent{Off: vp.Start, Len: vp.Size}); err != nil {
 		return fmt.Errorf("packing the disk image: %w", err)
 	}
 	for _, o := range lives {

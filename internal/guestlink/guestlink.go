@@ -15,3 +15,10 @@ const (
 
 // FwCfgConfig is the QEMU fw_cfg key of a per-node Ignition config, as Fedora CoreOS names it.
 const FwCfgConfig = "opt/com.coreos/config"
+
+// The var file system's labels. The build writes it with VarFreshLabel; kiln-init grows it to
+// the disk on its first boot and, once the node's config is applied, relabels it VarLabel.
+const (
+	VarFreshLabel = "var-fresh"
+	VarLabel      = "var"
+)

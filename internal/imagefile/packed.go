@@ -29,6 +29,8 @@ type Map struct {
 	Extents []Extent `json:"extents"` // data, in image order, stored in this order
 	// Root is where the root file system lies in the data file: a live boot mounts it there.
 	Root Extent `json:"root"`
+	// Var is the var partition's range in the image: a live boot copies it into memory.
+	Var Extent `json:"var,omitzero"`
 }
 
 // Extent is a range of bytes.
@@ -42,8 +44,8 @@ const maxExtents = 1 << 16
 
 // Pack writes raw's data extents (SEEK_DATA/SEEK_HOLE, rounded out to 4 KiB) into dir as
 // PackedData and PackedMap. root is the image range holding the root file system; it must lie
-// within the data.
-func Pack(raw, dir string, root Extent) (Map, error) {
+// within the data. vr is the var partition's range.
+func Pack(raw, dir string, root, vr Extent) (Map, error) {
 	in, err := os.Open(raw)
 	if err != nil {
 		return Map{}, err
@@ -53,7 +55,7 @@ func Pack(raw, dir string, root Extent) (Map, error) {
 	if err != nil {
 		return Map{}, err
 	}
-	m := Map{Size: st.Size(), Root: Extent{Off: -1}}
+	m := Map{Size: st.Size(), Root: Extent{Off: -1}, Var: vr}
 	out, err := atomicfile.Create(filepath.Join(dir, PackedData), 0o644)
 	if err != nil {
 		return Map{}, err
@@ -150,6 +152,9 @@ func (m Map) check(data int64) error {
 	if m.Root.Off < 0 || m.Root.Len <= 0 || m.Root.Off > data-m.Root.Len {
 		return fmt.Errorf("the root (%d +%d) is outside the data", m.Root.Off, m.Root.Len)
 	}
+	if m.Var.Off < 0 || m.Var.Len < 0 || m.Var.Off > m.Size-m.Var.Len {
+		return fmt.Errorf("the var partition (%d +%d) is outside the %d-byte image", m.Var.Off, m.Var.Len, m.Size)
+	}
 	return nil
 }
 
@@ -191,4 +196,23 @@ func (u *Unpacked) ReadAt(b []byte, off int64) (int, error) {
 		return int(n), io.EOF
 	}
 	return int(n), nil
+}
+
+// CopyOut writes the image range r into dst (at dst's offset 0), only the data extents that
+// fall in it: what lies between stays a hole in dst.
+func (u *Unpacked) CopyOut(dst *os.File, r Extent) error {
+	if err := dst.Truncate(r.Len); err != nil {
+		return err
+	}
+	for i, e := range u.Extents {
+		s, end := max(r.Off, e.Off), min(r.Off+r.Len, e.Off+e.Len)
+		if s >= end {
+			continue
+		}
+		src := io.NewSectionReader(u.data, u.at[i]+s-e.Off, end-s)
+		if _, err := io.Copy(io.NewOffsetWriter(dst, s-r.Off), src); err != nil {
+			return err
+		}
+	}
+	return nil
 }

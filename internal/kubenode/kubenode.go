@@ -34,8 +34,8 @@ const (
 	KubeadmJoinPath   = "/etc/kiln/kubeadm-join.yaml" // from the per-node config
 	EtcdUnit          = "kiln-etcd.service"           // etcd.mode: service
 	NodeUpUnit        = "kiln-node-up.service"
-	PreloadArchive    = "/usr/share/kiln/images/preload.tar"
 	PreloadDigestFile = "/usr/share/kiln/images/preload.sha256"
+	PreloadedFile     = "/var/lib/kiln/preloaded"   // the same digest, on the var file system the build made
 	PodResolvConf     = "/var/lib/kiln/resolv.conf" // kubelet's resolvConf: pods' upstream DNS
 )
 

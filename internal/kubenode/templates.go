@@ -28,7 +28,7 @@ type templateData struct {
 	Component string
 
 	KubeadmConfigPath, KubeadmJoinPath, FirstBootScript, FlannelManifest, EtcdUnit string
-	PreloadArchive, PreloadDigestFile, PodResolvConf                               string
+	PreloadDigestFile, PodResolvConf                                               string
 	FlannelImage                                                                   string
 	KubeconfigPort, KubeconfigEnd                                                  string // guestlink's
 }
@@ -39,7 +39,7 @@ func render(name string, k recipe.Kubernetes, component string) ([]byte, error) 
 		Kubernetes: k, Component: component,
 		KubeadmConfigPath: KubeadmConfigPath, KubeadmJoinPath: KubeadmJoinPath, FirstBootScript: FirstBootScript,
 		FlannelManifest: FlannelManifest, EtcdUnit: EtcdUnit,
-		PreloadArchive: PreloadArchive, PreloadDigestFile: PreloadDigestFile, PodResolvConf: PodResolvConf,
+		PreloadDigestFile: PreloadDigestFile, PodResolvConf: PodResolvConf,
 		FlannelImage:   FlannelImage,
 		KubeconfigPort: guestlink.KubeconfigPort, KubeconfigEnd: guestlink.KubeconfigEnd,
 	}

@@ -159,8 +159,13 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 	if err := check.Check(ctx, p.Recipe, pl, boot, staging, p.Inputs.Preload); err != nil {
 		return err
 	}
-	o.step("preloading %d images", len(p.Inputs.Preload))
-	if err := preload.Write(pl, filepath.Join(work, "preload"), staging, p.Inputs.Preload); err != nil {
+	o.step("making the var file system (%d preloaded images)", len(p.Inputs.Preload))
+	varTree, err := preload.Tree(ctx, pl, staging, work, p.Inputs.Preload)
+	if err != nil {
+		return err
+	}
+	varFS := filepath.Join(work, "var.ext4")
+	if err := disk.MakeVar(ctx, pl, varTree, varFS, work, pl.Partition(plan.LabelVar).Size); err != nil {
 		return err
 	}
 	o.step("making the initramfs (kernel %s)", boot.KernelVersion)
@@ -175,7 +180,7 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 		return err
 	}
 	o.step("writing %d outputs", len(pl.Outputs))
-	err = disk.Write(ctx, pl, disk.Contents{RootFS: sqfs, Bootloader: boot.Bootloader, Kernel: boot.Kernel, Initrd: initramfs})
+	err = disk.Write(ctx, pl, disk.Contents{RootFS: sqfs, Var: varFS, Bootloader: boot.Bootloader, Kernel: boot.Kernel, Initrd: initramfs})
 	var small *disk.SlotTooSmallError
 	if errors.As(err, &small) {
 		return p.Recipe.Problem("disk.root", "%s is too small: the root filesystem needs %s",

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/guestlink"
 	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
@@ -72,8 +73,9 @@ type File struct {
 
 // What a later stage makes (File.Made).
 const (
-	MadePreloadArchive = "preload-archive" // an OCI layout archive of the inputs with role preload
-	MadePreloadDigest  = "preload-digest"  // the sha256 of that archive
+	// The digest of the set of inputs with role preload, which the build puts into containerd's
+	// store on the var file system (VarFS); the first-boot program compares the two.
+	MadePreloadDigest = "preload-digest"
 )
 
 // MadePath is the path of the plan's file made as what, or "" when it has none.
@@ -129,10 +131,21 @@ type Plan struct {
 	DiskSize        int64       `json:"diskSize"`
 	DiskGUID        string      `json:"diskGUID"`
 	Partitions      []Partition `json:"partitions"`
+	VarFS           VarFS       `json:"varFS"`
 	Outputs         []Output    `json:"outputs"`
 	// LiveLabel names the live media's root (an ISO's volume ID; kiln.live= on their command
 	// line), when the plan writes one.
 	LiveLabel string `json:"liveLabel,omitempty"`
+}
+
+// VarFS is the ext4 file system the build writes into the var partition: the root's /var and,
+// for a Kubernetes node, containerd's store holding the preloaded images (unpacked, in the
+// k8s.io namespace). Its label says whether the node has booted it: FreshLabel until the first
+// boot has grown it to the disk and applied the node's config, guestlink.VarLabel after.
+type VarFS struct {
+	UUID       string `json:"uuid"` // also its directory hash seed
+	FreshLabel string `json:"freshLabel"`
+	Preload    int    `json:"preload"` // how many images its containerd store holds
 }
 
 // Kubernetes is what the build checks a Kubernetes node's binaries and images against.
@@ -186,6 +199,7 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline)
 	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
+	pl.VarFS = VarFS{UUID: strings.ToLower(derivedGUID(pl.ID, "var-fs")), FreshLabel: guestlink.VarFreshLabel, Preload: countRole(pl.Inputs, "preload")}
 	pl.Outputs = outputs(r.Recipe.Outputs, output)
 	for i, o := range r.Recipe.Outputs {
 		if contains(recipe.LiveFormats, o.Format) {
@@ -226,8 +240,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// kubernetesPlan is what a kubernetes section adds: kubenode's files and the preload archive
-// a later stage makes, and what the node's binaries are checked against.
+// kubernetesPlan is what a kubernetes section adds: kubenode's files and the preload digest
+// a later stage writes, and what the node's binaries are checked against.
 func kubernetesPlan(k recipe.Kubernetes) (*Kubernetes, []File, error) {
 	fs, err := kubenode.Files(k)
 	if err != nil {
@@ -241,8 +255,7 @@ func kubernetesPlan(k recipe.Kubernetes) (*Kubernetes, []File, error) {
 			files = append(files, inline(f.Path, f.Mode, string(f.Content)))
 		}
 	}
-	files = append(files, File{Path: kubenode.PreloadArchive, Mode: 0o644, Made: MadePreloadArchive},
-		File{Path: kubenode.PreloadDigestFile, Mode: 0o644, Made: MadePreloadDigest})
+	files = append(files, File{Path: kubenode.PreloadDigestFile, Mode: 0o644, Made: MadePreloadDigest})
 	d := kubenode.Defaults(k)
 	return &Kubernetes{Version: d.Version, Role: d.Role, EtcdMode: d.Etcd.Mode}, files, nil
 }
@@ -269,7 +282,7 @@ func layout(d recipe.Disk, id string) (int64, []Partition) {
 		{Label: LabelESP, Type: TypeESP, Size: esp, Content: "FAT32: systemd-boot, loader entries, kernel, initrd"},
 		{Label: LabelRootA, Type: TypeRootX64, Size: root, Content: "squashfs root (read-only)"},
 		{Label: LabelRootB, Type: TypeRootX64, Size: root, Content: "empty: the next root for A/B updates"},
-		{Label: LabelVar, Type: TypeVar, Content: "empty: formatted ext4 and grown to the disk at first boot"},
+		{Label: LabelVar, Type: TypeVar, Content: "ext4 made by the build: the image's /var and containerd's store with the preloaded images; grown to the disk at first boot"},
 	}
 	start := align
 	for i := range parts {
@@ -285,6 +298,16 @@ func layout(d recipe.Disk, id string) (int64, []Partition) {
 		start += parts[i].Size
 	}
 	return total, parts
+}
+
+func countRole(in []Input, role string) int {
+	n := 0
+	for _, i := range in {
+		if i.Role == role {
+			n++
+		}
+	}
+	return n
 }
 
 // derivedGUID makes a stable, random-looking GUID (RFC 4122 version 4 layout) from id and what.

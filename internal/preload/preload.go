@@ -1,56 +1,173 @@
-// Package preload is the stage that stores a Kubernetes node's images on its root: one OCI
-// layout archive at the plan's preload path, with its digest beside it, which the first-boot
-// program imports into containerd once per digest.
+// Package preload is the stage that puts a Kubernetes node's images into containerd's store at
+// build time, so that the node's first boot imports nothing: the store (content, unpacked
+// overlayfs snapshots, metadata) is written into the var file system's tree, in the k8s.io
+// namespace CRI uses, by containerd's own code run in-process, as `ctr -n k8s.io images import
+// --all-platforms` and containerd's unpack would write it on the node. Every digest is verified
+// on the way in (containerd's content store checks each blob against its descriptor, and the
+// unpack checks each layer's diff ID).
 package preload
 
 import (
 	"archive/tar"
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/diff"
+	"github.com/containerd/containerd/v2/core/diff/apply"
+	"github.com/containerd/containerd/v2/core/metadata"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/containerd/v2/plugins/diff/walking"
+	"github.com/containerd/containerd/v2/plugins/snapshots/overlay"
+	"github.com/containerd/log"
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/kiln-dev/kiln/images/oci"
+	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/plan"
 )
 
-// Write writes the preloaded images as one OCI layout archive into the root at staging, with
-// its digest next to it, where the plan's files made by this stage say (none when the plan
-// preloads nothing). work is a scratch directory.
-func Write(pl plan.Plan, work, staging string, imgs []oci.Resolved) error {
-	archivePath, digestPath := pl.MadePath(plan.MadePreloadArchive), pl.MadePath(plan.MadePreloadDigest)
-	if archivePath == "" {
+// What the node's containerd expects: its default root and snapshotter, and CRI's namespace.
+const (
+	StoreDir    = "lib/containerd" // under /var
+	Namespace   = "k8s.io"
+	Snapshotter = "overlayfs"
+)
+
+// Digest names a set of preloaded images: the sha256 of their references and digests, in
+// order. The first-boot program compares the one the root carries with the one the var file
+// system was made with.
+func Digest(imgs []oci.Resolved) string {
+	h := sha256.New()
+	for _, r := range imgs {
+		fmt.Fprintf(h, "%s %s\n", r.Ref, r.Digest)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Store writes containerd's store for imgs at root (the tree that becomes /var/lib/containerd).
+// work is a scratch directory. Every time containerd records is set to epoch and its databases
+// are rewritten compacted, so the same images give the same bytes.
+func Store(ctx context.Context, root, work string, imgs []oci.Resolved, epoch time.Time) error {
+	if len(imgs) == 0 {
 		return nil
 	}
-	epoch := time.Unix(pl.SourceDateEpoch, 0)
-	dir := filepath.Join(work, "preload")
+	layout := filepath.Join(work, "preload")
 	for _, r := range imgs {
-		if err := oci.WriteToLayout(dir, r.Ref, r.Image); err != nil {
+		if err := oci.WriteToLayout(layout, r.Ref, r.Image); err != nil {
 			return fmt.Errorf("preloading %s: %w", r.Ref, err)
 		}
 	}
-	archive := filepath.Join(staging, archivePath)
-	if err := os.MkdirAll(filepath.Dir(archive), 0o755); err != nil {
-		return err
+	ctx = log.WithLogger(namespaces.WithNamespace(ctx, Namespace), log.L.WithField("kiln", "preload"))
+	log.L.Logger.SetOutput(io.Discard)
+	metaDB := filepath.Join(root, "io.containerd.metadata.v1.bolt", "meta.db")
+	snapDB := filepath.Join(root, "io.containerd.snapshotter.v1."+Snapshotter, "metadata.db")
+	if err := importAndUnpack(ctx, root, metaDB, layout); err != nil {
+		return fmt.Errorf("preloading images into containerd's store: %w", err)
 	}
-	f, err := os.Create(archive)
+	for _, db := range []string{metaDB, snapDB} {
+		if err := settle(db, work, epoch); err != nil {
+			return fmt.Errorf("preloading images: %s: %w", filepath.Base(db), err)
+		}
+	}
+	return nil
+}
+
+// importAndUnpack imports the OCI layout into a store at root and unpacks every image for the
+// node's platform, through a containerd client backed by in-process services.
+func importAndUnpack(ctx context.Context, root, metaDB, layout string) error {
+	cs, err := local.NewStore(filepath.Join(root, "io.containerd.content.v1.content"))
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
-	if err := tarTree(io.MultiWriter(f, h), dir, epoch); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", archivePath, err)
-	}
-	if err := f.Close(); err != nil {
+	sn, err := overlay.NewSnapshotter(filepath.Join(root, "io.containerd.snapshotter.v1."+Snapshotter))
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(staging, digestPath), []byte(hex.EncodeToString(h.Sum(nil))+"\n"), 0o644)
+	defer sn.Close()
+	if err := os.MkdirAll(filepath.Dir(metaDB), 0o700); err != nil {
+		return err
+	}
+	bdb, err := bolt.Open(metaDB, 0o644, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer bdb.Close()
+	db := metadata.NewDB(bdb, cs, map[string]snapshots.Snapshotter{Snapshotter: sn})
+	if err := db.Init(ctx); err != nil {
+		return err
+	}
+	mcs := db.ContentStore()
+	client, err := containerd.New("", containerd.WithServices(
+		containerd.WithContentStore(mcs),
+		containerd.WithImageStore(metadata.NewImageStore(db)),
+		containerd.WithSnapshotters(map[string]snapshots.Snapshotter{Snapshotter: db.Snapshotter(Snapshotter)}),
+		containerd.WithDiffService(differ{apply.NewFileSystemApplier(mcs), walking.NewWalkingDiff(mcs)}),
+		containerd.WithLeasesService(metadata.NewLeaseManager(db)),
+	), containerd.WithDefaultNamespace(Namespace), containerd.WithDefaultPlatform(platforms.Only(platform())))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := importLayout(ctx, client, layout); err != nil {
+		return err
+	}
+	// Whatever the import and unpack leases held and no image refers to goes now, as the
+	// node's own garbage collector would take it at its first start.
+	_, err = db.GarbageCollect(ctx)
+	return err
+}
+
+func importLayout(ctx context.Context, client *containerd.Client, layout string) error {
+	ctx, done, err := client.WithLease(ctx)
+	if err != nil {
+		return err
+	}
+	defer done(ctx)
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarTree(pw, layout, time.Unix(0, 0))) }()
+	imgs, err := client.Import(ctx, pr, containerd.WithAllPlatforms(true))
+	pr.CloseWithError(io.EOF)
+	if err != nil {
+		return fmt.Errorf("importing: %w", err)
+	}
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Name < imgs[j].Name })
+	for _, img := range imgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := containerd.NewImageWithPlatform(client, img, platforms.OnlyStrict(platform())).Unpack(ctx, Snapshotter); err != nil {
+			return fmt.Errorf("unpacking %s: %w", img.Name, err)
+		}
+	}
+	return nil
+}
+
+// differ is the diff service a client backed by local services needs: the file-system applier
+// for unpacking (the comparer is never used for that).
+type differ struct {
+	diff.Applier
+	diff.Comparer
+}
+
+// platform is the node's, as containerd spells it.
+func platform() ocispec.Platform {
+	return ocispec.Platform{OS: oci.Platform.OS, Architecture: oci.Platform.Architecture, Variant: oci.Platform.Variant}
 }
 
 // tarTree writes dir as a tar stream: sorted, root-owned, every time set to epoch.
@@ -97,4 +214,37 @@ func copyFile(w io.Writer, p string) error {
 	defer f.Close()
 	_, err = io.Copy(w, f)
 	return err
+}
+
+// Tree lays out the var file system's tree in work and returns its path: a copy of the root's
+// /var and, for a node that preloads images, containerd's store holding them and the digest
+// of the set, which the plan also writes into the root (plan.MadePreloadDigest).
+func Tree(ctx context.Context, pl plan.Plan, staging, work string, imgs []oci.Resolved) (string, error) {
+	tree := filepath.Join(work, "var")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(filepath.Join(staging, "var")); err == nil {
+		cmd := exec.CommandContext(ctx, "cp", "-a", "--", filepath.Join(staging, "var")+"/.", tree+"/")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("copying the root's /var: %w: %s", err, bytes.TrimSpace(out))
+		}
+	}
+	digestPath := pl.MadePath(plan.MadePreloadDigest)
+	if digestPath == "" {
+		return tree, nil
+	}
+	if err := Store(ctx, filepath.Join(tree, StoreDir), work, imgs, time.Unix(pl.SourceDateEpoch, 0)); err != nil {
+		return "", err
+	}
+	d := []byte(Digest(imgs) + "\n")
+	for _, p := range []string{filepath.Join(staging, digestPath), filepath.Join(tree, strings.TrimPrefix(kubenode.PreloadedFile, "/var/"))} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, d, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return tree, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/kiln-dev/kiln/internal/guestlink"
 )
 
 // part is one GPT partition found on a disk.
@@ -112,18 +115,38 @@ func partitionDev(disk string, n int) (string, error) {
 	return "", fmt.Errorf("partition %d of %s has no device node", n, disk)
 }
 
-// hasFilesystem reports whether dev holds an ext2/3/4 superblock.
-func hasFilesystem(dev string) bool {
+// varState is what the var partition holds, read from its superblock before anything mounts
+// it.
+type varState int
+
+const (
+	varEmpty varState = iota // no file system: made and seeded on this boot
+	varFresh                 // the file system the build wrote, not booted yet
+	varReady                 // booted before
+)
+
+func (s varState) String() string {
+	return [...]string{"empty", "made by the build, not booted yet", "booted before"}[s]
+}
+
+// readVarState reads dev's ext2/3/4 superblock: its magic and its label.
+func readVarState(dev string) varState {
 	f, err := os.Open(dev)
 	if err != nil {
-		return false
+		return varEmpty
 	}
 	defer f.Close()
-	magic := make([]byte, 2)
-	if _, err := f.ReadAt(magic, 1024+56); err != nil {
-		return false
+	sb := make([]byte, 136)
+	if _, err := f.ReadAt(sb, 1024); err != nil {
+		return varEmpty
 	}
-	return magic[0] == 0x53 && magic[1] == 0xEF
+	if sb[56] != 0x53 || sb[57] != 0xEF {
+		return varEmpty
+	}
+	if string(bytes.TrimRight(sb[120:136], "\x00")) == guestlink.VarFreshLabel {
+		return varFresh
+	}
+	return varReady
 }
 
 // growLast extends p, the disk's last partition, to the end of the disk (an image written to a

@@ -26,7 +26,7 @@ const (
 )
 
 // runLive boots the node from the medium: the root file system read from the packed image
-// through a read-only loop device, /var (and so /etc's upper layer) in memory, the node config
+// through a read-only loop device, /var (and so /etc's upper layer) in memory (liveVar), the node config
 // from fw_cfg or a kiln-config partition. With kiln.install it installs instead.
 func runLive(cfg config, mods *modules) error {
 	dir, medium, err := findMedium(cfg, mods)
@@ -40,7 +40,11 @@ func runLive(cfg config, mods *modules) error {
 	if err != nil {
 		return fmt.Errorf("live medium: %w", err)
 	}
-	loop, err := attachLoop(filepath.Join(dir, imagefile.PackedData), m.Root)
+	loop, err := attachLoop(filepath.Join(dir, imagefile.PackedData), m.Root, true)
+	if err != nil {
+		return fmt.Errorf("live medium: %w", err)
+	}
+	varDev, err := liveVar(dir, m)
 	if err != nil {
 		return fmt.Errorf("live medium: %w", err)
 	}
@@ -51,7 +55,7 @@ func runLive(cfg config, mods *modules) error {
 		return err
 	}
 	say("live: root %s mounted read-only from %s", loop, describeMedium(medium))
-	if err := setupVar("", true); err != nil {
+	if err := setupVar(varDev, varFresh); err != nil {
 		return err
 	}
 	if err := setupWritable(true); err != nil {
@@ -132,8 +136,45 @@ func isoVolumeID(dev string) (string, error) {
 	return string(bytes.TrimRight(pvd[40:72], " ")), nil
 }
 
-// attachLoop makes a read-only loop device over the range e of file.
-func attachLoop(file string, e imagefile.Extent) (string, error) {
+// liveVar copies the var file system the build wrote out of the packed image into a tmpfs
+// file, sized to half the memory (sparse: only what is written takes memory; setupVar grows
+// the file system to it), and returns a read-write loop device over it. An image without
+// one gets "": /var is then a seeded tmpfs.
+func liveVar(dir string, m imagefile.Map) (string, error) {
+	if m.Var.Len == 0 {
+		return "", nil
+	}
+	data, err := os.Open(filepath.Join(dir, imagefile.PackedData))
+	if err != nil {
+		return "", err
+	}
+	defer data.Close()
+	const at = "/run/kiln/live-var"
+	if _, err := mount.Mount("tmpfs", at, "tmpfs", "mode=0700", unix.MS_NOSUID|unix.MS_NODEV, mkdir(at)); err != nil {
+		return "", fmt.Errorf("mounting the var file system's tmpfs: %w", err)
+	}
+	file := at + "/var.ext4"
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if err := imagefile.NewUnpacked(m, data).CopyOut(f, m.Var); err != nil {
+		return "", fmt.Errorf("copying the var file system into memory: %w", err)
+	}
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err == nil {
+		if half := int64(si.Totalram) * int64(si.Unit) / 2; half > m.Var.Len {
+			if err := f.Truncate(half &^ (1<<20 - 1)); err != nil {
+				return "", err
+			}
+		}
+	}
+	return attachLoop(file, imagefile.Extent{}, false)
+}
+
+// attachLoop makes a loop device over the range e of file (all of it when e.Len is 0).
+func attachLoop(file string, e imagefile.Extent, readOnly bool) (string, error) {
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
 	if err != nil {
 		return "", err
@@ -144,18 +185,22 @@ func attachLoop(file string, e imagefile.Extent) (string, error) {
 		return "", fmt.Errorf("finding a free loop device: %w", err)
 	}
 	dev := fmt.Sprintf("/dev/loop%d", n)
-	backing, err := os.Open(file)
+	mode, flags := os.O_RDWR, uint32(0)
+	if readOnly {
+		mode, flags = os.O_RDONLY, unix.LO_FLAGS_READ_ONLY
+	}
+	backing, err := os.OpenFile(file, mode, 0)
 	if err != nil {
 		return "", err
 	}
 	defer backing.Close() // the loop device holds its own reference
-	loop, err := os.OpenFile(dev, os.O_RDONLY, 0)
+	loop, err := os.OpenFile(dev, mode, 0)
 	if err != nil {
 		return "", err
 	}
 	defer loop.Close()
 	lc := unix.LoopConfig{Fd: uint32(backing.Fd()), Info: unix.LoopInfo64{
-		Offset: uint64(e.Off), Sizelimit: uint64(e.Len), Flags: unix.LO_FLAGS_READ_ONLY}}
+		Offset: uint64(e.Off), Sizelimit: uint64(e.Len), Flags: flags}}
 	copy(lc.Info.File_name[:], file)
 	if err := unix.IoctlLoopConfigure(int(loop.Fd()), &lc); err != nil {
 		return "", fmt.Errorf("attaching %s to %s: %w", file, dev, err)

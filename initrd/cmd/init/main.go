@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-dev/kiln/internal/guestlink"
 )
 
 // Types from the Discoverable Partitions Specification.
@@ -84,9 +86,10 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	first := !hasFilesystem(vr.dev)
+	state := readVarState(vr.dev)
+	first := state != varReady
 	if first {
-		say("first boot: var partition %s is empty", vr.dev)
+		say("first boot: var partition %s is %s", vr.dev, state)
 		if err := growLast(vr); err != nil {
 			say("warning: could not grow %s: %v", vr.dev, err)
 		}
@@ -98,13 +101,22 @@ func run(cfg config) error {
 		return err
 	}
 	say("root %s (%s) mounted read-only", root.dev, cfg.root)
-	if err := setupVar(vr.dev, first); err != nil {
+	if err := setupVar(vr.dev, state); err != nil {
 		return err
 	}
 	if err := setupWritable(first); err != nil {
 		return err
 	}
-	return applyNodeConfig(parts, root.disk)
+	if err := applyNodeConfig(parts, root.disk); err != nil {
+		return err
+	}
+	if state == varFresh {
+		// Only now is the first boot's work done: a boot cut short before this repeats it.
+		if err := relabel("/var", guestlink.VarLabel); err != nil {
+			return fmt.Errorf("relabelling var (%s): %w", vr.dev, err)
+		}
+	}
+	return nil
 }
 
 func readCmdline() config {

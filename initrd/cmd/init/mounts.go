@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"unsafe"
 
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-dev/kiln/internal/guestlink"
 )
 
 const newRoot = "/newroot"
@@ -54,31 +57,40 @@ func switchRoot() error {
 	return unix.Chdir("/")
 }
 
-// setupVar mounts the var partition on /var. On first boot it makes the filesystem and copies
-// in the image's /var, so packages' state directories exist. With no partition (a live boot)
-// /var is a tmpfs seeded the same way.
-func setupVar(dev string, first bool) error {
-	if dev == "" {
+// setupVar mounts the var file system on /var. One the build made (varFresh) is grown online
+// to its partition, which growLast has grown to the disk. An empty partition is formatted and
+// seeded with the image's /var, so packages' state directories exist. With no partition (a
+// live boot of an image without a var file system) /var is a tmpfs seeded the same way.
+func setupVar(dev string, state varState) error {
+	switch {
+	case dev == "":
 		if err := seedVar("tmpfs", "tmpfs", "mode=0755"); err != nil {
 			return err
 		}
 		say("var in memory (live)")
-		return nil
-	}
-	if first {
-		if err := command("/sbin/mkfs.ext4", "-q", "-F", "-L", "var", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", dev); err != nil {
+	case state == varEmpty:
+		if err := command("/sbin/mkfs.ext4", "-q", "-F", "-L", guestlink.VarLabel, "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", dev); err != nil {
 			return fmt.Errorf("formatting var (%s): %w", dev, err)
 		}
 		if err := seedVar(dev, "ext4", ""); err != nil {
 			return err
 		}
 		say("var created on %s", dev)
-		return nil
+	default:
+		if _, err := mount.Mount(dev, "/var", "ext4", "", unix.MS_NODEV|unix.MS_NOSUID); err != nil {
+			return fmt.Errorf("mounting var: %w", err)
+		}
+		if state == varFresh {
+			if err := command("/sbin/resize2fs", dev); err != nil {
+				return fmt.Errorf("growing var (%s): %w", dev, err)
+			}
+			var st unix.Statfs_t
+			unix.Statfs("/var", &st)
+			say("var made by the build, mounted from %s and grown to %d MiB", dev, st.Blocks*uint64(st.Bsize)>>20)
+			return nil
+		}
+		say("var mounted from %s", dev)
 	}
-	if _, err := mount.Mount(dev, "/var", "ext4", "", unix.MS_NODEV|unix.MS_NOSUID); err != nil {
-		return fmt.Errorf("mounting var: %w", err)
-	}
-	say("var mounted from %s", dev)
 	return nil
 }
 
@@ -120,6 +132,24 @@ func setupWritable(first bool) error {
 	}
 	say("/etc is an overlay on /var")
 	return nil
+}
+
+// relabel sets the label of the mounted file system at dir through the kernel
+// (FS_IOC_SETFSLABEL: a write to the device under a mounted file system would be overwritten)
+// and writes it out.
+func relabel(dir, label string) error {
+	const fsIocSetFSLabel = 0x41009432 // _IOW(0x94, 50, char[256])
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var buf [256]byte
+	copy(buf[:255], label)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), fsIocSetFSLabel, uintptr(unsafe.Pointer(&buf[0]))); e != 0 {
+		return e
+	}
+	return unix.Syncfs(int(f.Fd()))
 }
 
 func command(name string, args ...string) error {
