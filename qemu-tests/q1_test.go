@@ -25,6 +25,13 @@ func TestQ1Smoke(t *testing.T) {
 	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: first boot`), time.Second); err != nil {
 		t.Errorf("first boot not announced: %v", err)
 	}
+	// The build wrote var (the image's /var); the first boot mounted and grew it, made nothing.
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: var made by the build, mounted from /dev/vda4`), time.Second); err != nil {
+		t.Errorf("first boot did not use the var file system the build wrote: %v", err)
+	}
+	if out := mustRun(t, m, "e2label /dev/vda4; test -d /var/lib/dpkg && echo seeded", 0); out != "var\nseeded" {
+		t.Errorf("after the first boot var's label and /var: %q, want var and the image's /var", out)
+	}
 	mustRun(t, m, "touch /kiln-probe", 1)
 	if out := mustRun(t, m, "findmnt -no FSTYPE,OPTIONS /", 0); !strings.HasPrefix(out, "squashfs ro") {
 		t.Errorf("/ is %q, want a read-only squashfs", out)

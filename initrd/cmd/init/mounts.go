@@ -126,6 +126,9 @@ func setupWritable(first bool) error {
 		return fmt.Errorf("mounting /tmp: %w", err)
 	}
 	if first {
+		if err := os.MkdirAll("/run/kiln", 0o755); err != nil {
+			return err
+		}
 		if err := os.WriteFile("/run/kiln/first-boot", nil, 0o644); err != nil {
 			return err
 		}
