@@ -124,7 +124,7 @@ fuzz: prereqs
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
 
-bench: base kiln
+bench: base supply kiln
 	@bash hack/apt-install.sh $(BENCH_DEPS)
 	bash hack/bench.sh
 

@@ -1,7 +1,7 @@
 // Package disk writes the disk image: a GPT (go-diskfs) with the Discoverable Partitions
 // Specification types and the plan's derived GUIDs, a FAT32 ESP (go-diskfs) holding
 // systemd-boot, its loader entry, the kernel and the initrd, and the squashfs root (made by
-// mksquashfs) in slot A. Slot B and var stay empty: the node fills var at first boot.
+// mksquashfs) in slot A, the var file system (made by mke2fs) in var. Slot B stays empty.
 package disk
 
 import (
@@ -20,7 +20,7 @@ import (
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
-	"github.com/diskfs/go-diskfs/partition/part"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/imagefile"
@@ -117,10 +117,13 @@ func writeRaw(ctx context.Context, pl plan.Plan, c Contents, esp []espFile, out 
 	if err != nil {
 		return fmt.Errorf("opening disk image: %w", err)
 	}
-	if err := fill(ctx, d, pl, c.RootFS, esp); err != nil {
+	if err := fill(ctx, d, pl, esp); err != nil {
 		return err
 	}
-	if err := writeVar(f.File, pl.Partition(plan.LabelVar), c.Var); err != nil {
+	if err := writeImage(f.File, pl.Partition(plan.LabelRootA), c.RootFS, false); err != nil {
+		return fmt.Errorf("writing root slot: %w", err)
+	}
+	if err := writeImage(f.File, pl.Partition(plan.LabelVar), c.Var, true); err != nil {
 		return fmt.Errorf("writing var: %w", err)
 	}
 	if err := fixFAT32(&section{f.File, pl.Partition(plan.LabelESP).Start}); err != nil {
@@ -138,7 +141,7 @@ type section struct {
 func (s *section) ReadAt(p []byte, off int64) (int, error)  { return s.f.ReadAt(p, s.off+off) }
 func (s *section) WriteAt(p []byte, off int64) (int, error) { return s.f.WriteAt(p, s.off+off) }
 
-func fill(ctx context.Context, d *disk.Disk, pl plan.Plan, rootfs string, esp []espFile) error {
+func fill(ctx context.Context, d *disk.Disk, pl plan.Plan, esp []espFile) error {
 	if err := d.Partition(table(pl)); err != nil {
 		return fmt.Errorf("writing partition table: %w", err)
 	}
@@ -147,9 +150,6 @@ func fill(ctx context.Context, d *disk.Disk, pl plan.Plan, rootfs string, esp []
 	}
 	if err := writeFAT(d, pl.Partition(plan.LabelESP).Number, pl.SourceDateEpoch, esp); err != nil {
 		return fmt.Errorf("writing ESP: %w", err)
-	}
-	if err := writeRoot(d, pl, rootfs); err != nil {
-		return fmt.Errorf("writing root slot: %w", err)
 	}
 	return nil
 }
@@ -176,25 +176,11 @@ func table(pl plan.Plan) *gpt.Table {
 	return t
 }
 
-func writeRoot(d *disk.Disk, pl plan.Plan, rootfs string) error {
-	f, err := os.Open(rootfs)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = d.WritePartitionContents(pl.Partition(plan.LabelRootA).Number, f)
-	// go-diskfs wants the whole partition written; the rest of the slot stays a hole in the
-	// sparse image file instead (it reads as zeros).
-	var short *part.IncompletePartitionWriteError
-	if errors.As(err, &short) {
-		return nil
-	}
-	return err
-}
-
-// writeVar copies the var file system's data into its partition of the image file out; its
-// holes stay holes. With no image the partition stays empty (the node makes it at first boot).
-func writeVar(out *os.File, p plan.Partition, image string) error {
+// writeImage copies a file system image's data into partition p of the image file out, in the
+// kernel (copy_file_range); its holes, and the rest of the partition, stay holes (they read as
+// zeros). whole says the image must be exactly the partition's size (the var file system),
+// else it must fit (the root; Write checked). With no image the partition stays empty.
+func writeImage(out *os.File, p plan.Partition, image string, whole bool) error {
 	if image == "" {
 		return nil
 	}
@@ -207,13 +193,29 @@ func writeVar(out *os.File, p plan.Partition, image string) error {
 	if err != nil {
 		return err
 	}
-	if st.Size() != p.Size {
-		return fmt.Errorf("the var file system is %d bytes, its partition %d", st.Size(), p.Size)
+	if st.Size() > p.Size || whole && st.Size() != p.Size {
+		return fmt.Errorf("%s is %d bytes, its partition %d", image, st.Size(), p.Size)
 	}
 	for _, e := range imagefile.DataExtents(f, st.Size()) {
-		if _, err := io.Copy(io.NewOffsetWriter(out, p.Start+e.Off), io.NewSectionReader(f, e.Off, e.Len)); err != nil {
+		if err := copyRange(out, p.Start+e.Off, f, e); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// copyRange copies the range e of src to dst at off: copy_file_range, or a read and write
+// where the file systems cannot.
+func copyRange(dst *os.File, off int64, src *os.File, e imagefile.Extent) error {
+	in, out, left := e.Off, off, e.Len
+	for left > 0 {
+		n, err := unix.CopyFileRange(int(src.Fd()), &in, int(dst.Fd()), &out, int(min(left, 1<<30)), 0)
+		if err != nil || n == 0 {
+			buf := make([]byte, 4<<20)
+			_, err := io.CopyBuffer(io.NewOffsetWriter(dst, out), io.NewSectionReader(src, in, left), buf)
+			return err
+		}
+		left -= int64(n)
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func MakeVar(ctx context.Context, pl plan.Plan, src, out, work string, size int6
 	}
 	e := strconv.FormatInt(pl.SourceDateEpoch, 10)
 	flat := filepath.Join(work, "var.squashfs")
-	if err := run(ctx, nil, "mksquashfs", src, flat, "-noappend", "-noI", "-noId", "-noD", "-noF", "-noX",
+	if err := run(ctx, toolEnv(), "mksquashfs", src, flat, "-noappend", "-noI", "-noId", "-noD", "-noF", "-noX",
 		"-all-time", e, "-mkfs-time", e, "-xattrs", "-no-progress", "-quiet"); err != nil {
 		return fmt.Errorf("making the var file system: %w", err)
 	}
@@ -36,7 +36,7 @@ func MakeVar(ctx context.Context, pl plan.Plan, src, out, work string, size int6
 	if err := os.MkdirAll(mnt, 0o700); err != nil {
 		return err
 	}
-	if err := run(ctx, nil, "mount", "-t", "squashfs", "-o", "loop,ro,nodev,nosuid", flat, mnt); err != nil {
+	if err := run(ctx, toolEnv(), "mount", "-t", "squashfs", "-o", "loop,ro,nodev,nosuid", flat, mnt); err != nil {
 		return fmt.Errorf("making the var file system: %w", err)
 	}
 	defer unix.Unmount(mnt, unix.MNT_DETACH)
@@ -54,7 +54,7 @@ func MakeVar(ctx context.Context, pl plan.Plan, src, out, work string, size int6
 	}
 	// mke2fs reads a fake time of 0 as none and takes the clock's: the epoch 0 is written as 1 s.
 	fake := max(pl.SourceDateEpoch, 1)
-	env := append(os.Environ(), "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(fake, 10))
+	env := toolEnv("E2FSPROGS_FAKE_TIME=" + strconv.FormatInt(fake, 10))
 	u := pl.VarFS.UUID
 	err = run(ctx, env, "mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", pl.VarFS.FreshLabel, "-U", u,
 		"-E", "hash_seed="+u+",lazy_itable_init=1,lazy_journal_init=1,nodiscard",

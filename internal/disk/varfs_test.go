@@ -17,12 +17,14 @@ import (
 // nodes (overlayfs whiteouts) and xattrs, every time the plan's epoch, the plan's label and
 // UUID; e2fsck finds it clean; and two trees with the same content, written at different
 // times, give the same bytes.
+// SOURCE_DATE_EPOCH in the environment does not get in the way.
 func TestMakeVar(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, tool := range [][2]string{{"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"}, {"e2fsck", "e2fsprogs"}, {"mksquashfs", "squashfs-tools"}} {
 		testenv.RequireTool(t, tool[0], tool[1])
 	}
 	pl := smallPlan(t, filepath.Join(t.TempDir(), "img.raw"))
+	t.Setenv("SOURCE_DATE_EPOCH", "1") // as make exports it; the plan's epoch wins
 	tree := func(t *testing.T) string {
 		d := t.TempDir()
 		must := func(err error) {

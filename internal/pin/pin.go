@@ -67,7 +67,7 @@ func Pin(ctx context.Context, o Options, r *recipe.Loaded) (Result, error) {
 	if res.Pinned.Files, err = pinFiles(r); err != nil {
 		return res, err
 	}
-	if res.Pinned.InitSHA256, err = fileSHA256(o.Init); err != nil {
+	if res.Pinned.InitSHA256, err = FileSHA256(o.Init); err != nil {
 		return res, fmt.Errorf("reading kiln-init: %w", err)
 	}
 	res.Pinned.SourceDateEpoch, err = sourceDateEpoch(res.Images[0].Image)
@@ -185,7 +185,8 @@ func pinFiles(r *recipe.Loaded) ([]plan.File, error) {
 	return files, nil
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex sha256 of a file's bytes.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

@@ -1,7 +1,8 @@
 // Package pipeline is the orchestrator of `kiln build`: it lists the stages in order — load
-// the recipe, pin the inputs, plan, lay out the root, check it, store the preloaded images,
-// make the initramfs, pack the root, write the outputs — and passes each stage's value to the
-// next. It holds no logic of its own.
+// the recipe, pin the inputs, plan, lay out the root, check it, make the var file system with
+// the preloaded images, make the initramfs, pack the root, write the outputs — and passes each
+// stage's value to the next, taking what the outputs are written from out of the build cache
+// when the plan's key is there. It holds no logic of its own.
 package pipeline
 
 import (
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -18,6 +20,7 @@ import (
 	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/initrd"
 	"github.com/kiln-dev/kiln/internal/atomicfile"
+	"github.com/kiln-dev/kiln/internal/buildcache"
 	"github.com/kiln-dev/kiln/internal/check"
 	"github.com/kiln-dev/kiln/internal/disk"
 	"github.com/kiln-dev/kiln/internal/lock"
@@ -39,7 +42,9 @@ type Options struct {
 	WorkDir  string       // where the staging tree goes; "" for the system temp dir
 	Init     string       // the kiln-init binary
 	Progress func(step string)
-	Warn     func(msg string) // told of every input that drifted from the lock file
+	// Warn is told what a build goes on despite: every input that drifted from the lock file, a
+	// damaged build cache entry (made again), a failure to cache.
+	Warn func(msg string)
 	// Lock says how the recipe's lock file (RECIPE.lock) is used.
 	Lock LockMode
 }
@@ -57,6 +62,12 @@ const (
 	// IgnoreLock resolves every input afresh (kiln lock --update).
 	IgnoreLock
 )
+
+func (o Options) warn(msg string) {
+	if o.Warn != nil {
+		o.Warn(msg)
+	}
+}
 
 func (o Options) step(format string, args ...any) {
 	if o.Progress != nil {
@@ -108,9 +119,7 @@ func MakePlan(ctx context.Context, o Options) (*Planned, error) {
 		return nil, fmt.Errorf("--locked: %s: %s (kiln lock --update records the new inputs)", lock.Path(o.Recipe), strings.Join(drift, "; "))
 	}
 	for _, d := range drift {
-		if o.Warn != nil {
-			o.Warn("lock: " + d)
-		}
+		o.warn("lock: " + d)
 	}
 	pl, err := plan.Make(r, in.Pinned, o.Output)
 	if err != nil {
@@ -148,45 +157,139 @@ func Build(ctx context.Context, o Options) (plan.Plan, error) {
 	return p.Plan, build(ctx, o, p, work)
 }
 
-// build runs the stages after planning, in work.
+// build runs the stages after planning, in work: what the outputs are written from comes from
+// the build cache when an earlier build made it from the same plan, and is made otherwise.
 func build(ctx context.Context, o Options, p *Planned, work string) error {
-	pl, staging := p.Plan, filepath.Join(work, "root")
-	o.step("flattening %d images", len(p.Inputs.Images))
-	boot, err := rootfs.Lay(ctx, pl, images(p.Inputs.Images), staging)
+	pl := p.Plan
+	cache, key, err := openBuildCache(ctx, o.CacheDir, pl)
 	if err != nil {
 		return err
 	}
-	if err := check.Check(ctx, p.Recipe, pl, boot, staging, p.Inputs.Preload); err != nil {
-		return err
+	var m made
+	hit := false
+	if cache != nil {
+		e, ok, err := cache.Get(key)
+		var bad *buildcache.CorruptError
+		switch {
+		case errors.As(err, &bad):
+			o.warn(bad.Error())
+		case err != nil:
+			return err
+		case ok:
+			defer e.Release()
+			m, hit = madeFrom(e.Files), true
+			o.step("reusing the root file system, var file system and initramfs built before (%.12s)", key)
+		}
 	}
-	o.step("making the var file system (%d preloaded images)", len(p.Inputs.Preload))
-	varTree, err := preload.Tree(ctx, pl, staging, work, p.Inputs.Preload)
+	if !hit {
+		if m, err = makeAll(ctx, o, p, work); err != nil {
+			return err
+		}
+		if cache != nil {
+			if err := cache.Put(key, m.files()); err != nil {
+				o.warn(err.Error() + " (the build goes on without caching)")
+			}
+		}
+	}
+	initramfs, err := os.ReadFile(m.initrd)
 	if err != nil {
-		return err
-	}
-	varFS := filepath.Join(work, "var.ext4")
-	if err := disk.MakeVar(ctx, pl, varTree, varFS, work, pl.Partition(plan.LabelVar).Size); err != nil {
-		return err
-	}
-	o.step("making the initramfs (kernel %s)", boot.KernelVersion)
-	initramfs, err := initrd.Build(initrd.Spec{Init: o.Init, ModulesDir: boot.ModulesDir, KernelVersion: boot.KernelVersion,
-		Modules: pl.Initrd.Modules, Drivers: pl.Initrd.Drivers})
-	if err != nil {
-		return fmt.Errorf("making the initramfs: %w", err)
-	}
-	o.step("packing the root filesystem")
-	sqfs := filepath.Join(work, "root.squashfs")
-	if err := disk.MakeSquashfs(ctx, staging, sqfs, pl.SourceDateEpoch); err != nil {
 		return err
 	}
 	o.step("writing %d outputs", len(pl.Outputs))
-	err = disk.Write(ctx, pl, disk.Contents{RootFS: sqfs, Var: varFS, Bootloader: boot.Bootloader, Kernel: boot.Kernel, Initrd: initramfs})
+	err = disk.Write(ctx, pl, disk.Contents{RootFS: m.rootFS, Var: m.varFS, Bootloader: m.bootloader, Kernel: m.kernel, Initrd: initramfs})
 	var small *disk.SlotTooSmallError
 	if errors.As(err, &small) {
 		return p.Recipe.Problem("disk.root", "%s is too small: the root filesystem needs %s",
 			recipe.FormatSize(small.Have), recipe.FormatSize((small.Need+recipe.MiB-1)/recipe.MiB*recipe.MiB))
 	}
 	return err
+}
+
+// made is what the outputs are written from, as files: what the build cache keeps.
+type made struct {
+	rootFS, varFS, initrd, kernel, bootloader string
+}
+
+var madeNames = [...]string{"root.squashfs", "var.ext4", "initrd.img", "vmlinuz", "bootloader.efi"}
+
+func (m made) files() map[string]string {
+	return map[string]string{madeNames[0]: m.rootFS, madeNames[1]: m.varFS, madeNames[2]: m.initrd, madeNames[3]: m.kernel, madeNames[4]: m.bootloader}
+}
+
+func madeFrom(f map[string]string) made {
+	return made{f[madeNames[0]], f[madeNames[1]], f[madeNames[2]], f[madeNames[3]], f[madeNames[4]]}
+}
+
+// openBuildCache opens the build cache in dir ("" the default, "-" none: nil) and computes the
+// plan's key.
+func openBuildCache(ctx context.Context, dir string, pl plan.Plan) (*buildcache.Cache, string, error) {
+	if dir == "-" {
+		return nil, "", nil
+	}
+	if dir == "" {
+		var err error
+		if dir, err = oci.DefaultCacheDir(); err != nil {
+			return nil, "", err
+		}
+	}
+	c, err := buildcache.Open(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	self, err := executableDigest()
+	if err != nil {
+		return nil, "", fmt.Errorf("build cache: %w", err)
+	}
+	key, err := buildcache.Key(pl, self, disk.Tools(ctx))
+	return c, key, err
+}
+
+// executableDigest is the running kiln's sha256, for the build cache's key: any change to the
+// code that makes an image changes it.
+var executableDigest = sync.OnceValues(func() (string, error) {
+	p, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return pin.FileSHA256(p)
+})
+
+// makeAll lays out the root, checks it, makes the var file system, the initramfs and the root
+// file system image, in work.
+func makeAll(ctx context.Context, o Options, p *Planned, work string) (made, error) {
+	pl, staging := p.Plan, filepath.Join(work, "root")
+	o.step("flattening %d images", len(p.Inputs.Images))
+	boot, err := rootfs.Lay(ctx, pl, images(p.Inputs.Images), staging)
+	if err != nil {
+		return made{}, err
+	}
+	if err := check.Check(ctx, p.Recipe, pl, boot, staging, p.Inputs.Preload); err != nil {
+		return made{}, err
+	}
+	o.step("making the var file system (%d preloaded images)", len(p.Inputs.Preload))
+	varTree, err := preload.Tree(ctx, pl, staging, work, p.Inputs.Preload)
+	if err != nil {
+		return made{}, err
+	}
+	m := made{varFS: filepath.Join(work, "var.ext4"), initrd: filepath.Join(work, "initrd.img"),
+		rootFS: filepath.Join(work, "root.squashfs"), kernel: boot.Kernel, bootloader: boot.Bootloader}
+	if err := disk.MakeVar(ctx, pl, varTree, m.varFS, work, pl.Partition(plan.LabelVar).Size); err != nil {
+		return made{}, err
+	}
+	o.step("making the initramfs (kernel %s)", boot.KernelVersion)
+	initramfs, err := initrd.Build(initrd.Spec{Init: o.Init, ModulesDir: boot.ModulesDir, KernelVersion: boot.KernelVersion,
+		Modules: pl.Initrd.Modules, Drivers: pl.Initrd.Drivers})
+	if err != nil {
+		return made{}, fmt.Errorf("making the initramfs: %w", err)
+	}
+	if err := os.WriteFile(m.initrd, initramfs, 0o644); err != nil {
+		return made{}, err
+	}
+	o.step("packing the root filesystem")
+	if err := disk.MakeSquashfs(ctx, staging, m.rootFS, pl.SourceDateEpoch); err != nil {
+		return made{}, err
+	}
+	return m, nil
 }
 
 func images(rs []oci.Resolved) []v1.Image {

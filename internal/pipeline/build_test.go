@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -460,5 +461,70 @@ func TestRootTooLargeForSlot(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("output exists after a failed build: %v", err)
+	}
+}
+
+// TestBuildCache: a second build of the same recipe runs no stage before the outputs and
+// writes the same bytes; a damaged cache entry is found, reported, and made again (the stages
+// run again), not used; changing the recipe is a miss.
+func TestBuildCache(t *testing.T) {
+	needRoot(t)
+	f := newFixture(t, "")
+	cacheDir := t.TempDir()
+	build := func(want string) (steps, warnings []string) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "img.raw")
+		_, err := Build(context.Background(), Options{Recipe: f.recipe, Output: out, CacheDir: cacheDir, Init: f.init,
+			Progress: func(s string) { steps = append(steps, s) }, Warn: func(s string) { warnings = append(warnings, s) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := fmt.Sprintf("%x", sha256.Sum256(b)); want != "" && sum != want {
+			t.Errorf("the image differs from the first build's: sha256 %s, want %s", sum, want)
+		}
+		return append(steps, fmt.Sprintf("%x", sha256.Sum256(b))), warnings
+	}
+	ran := func(steps []string, prefix string) bool {
+		return slices.ContainsFunc(steps, func(s string) bool { return strings.HasPrefix(s, prefix) })
+	}
+	cold, _ := build("")
+	sum := cold[len(cold)-1]
+	for _, s := range []string{"flattening", "making the var file system", "making the initramfs", "packing the root filesystem", "writing"} {
+		if !ran(cold, s) {
+			t.Errorf("cold build: no %q step in %q", s, cold)
+		}
+	}
+	warm, _ := build(sum)
+	if !ran(warm, "reusing the root file system") || ran(warm, "flattening") || ran(warm, "packing") || ran(warm, "making") {
+		t.Errorf("warm build ran %q, want only the cache's reuse and the outputs", warm)
+	}
+	entries, _ := filepath.Glob(filepath.Join(cacheDir, "builds", "*", "root.squashfs"))
+	if len(entries) != 1 {
+		t.Fatalf("cache entries: %v, want one", entries)
+	}
+	fd, err := os.OpenFile(entries[0], os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd.WriteAt([]byte{0xff}, 100)
+	fd.Close()
+	again, warnings := build(sum)
+	if !ran(again, "flattening") || ran(again, "reusing") {
+		t.Errorf("build over a damaged entry ran %q, want every stage", again)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "root.squashfs has sha256") {
+		t.Errorf("warnings over a damaged entry: %q, want one naming root.squashfs", warnings)
+	}
+	warm, _ = build(sum)
+	if ran(warm, "flattening") {
+		t.Errorf("the entry made again was not used: %q", warm)
+	}
+	os.WriteFile(filepath.Join(f.dir, "overlay", "etc", "overlay.conf"), []byte("changed\n"), 0o644)
+	if changed, _ := build(""); !ran(changed, "flattening") {
+		t.Errorf("a changed overlay reused the cache: %q", changed)
 	}
 }

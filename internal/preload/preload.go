@@ -26,12 +26,14 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/diff/apply"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/metadata"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/containerd/v2/plugins/diff/walking"
 	"github.com/containerd/containerd/v2/plugins/snapshots/overlay"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -151,12 +153,39 @@ func importLayout(ctx context.Context, client *containerd.Client, layout string)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := containerd.NewImageWithPlatform(client, img, platforms.OnlyStrict(platform())).Unpack(ctx, Snapshotter); err != nil {
+		ci := containerd.NewImageWithPlatform(client, img, platforms.OnlyStrict(platform()))
+		if err := ci.Unpack(ctx, Snapshotter); err != nil {
 			return fmt.Errorf("unpacking %s: %w", img.Name, err)
+		}
+		if err := criReferences(ctx, client.ImageService(), ci); err != nil {
+			return fmt.Errorf("recording %s for CRI: %w", img.Name, err)
 		}
 	}
 	return nil
 }
+
+// criReferences records an image as containerd's CRI plugin does when it pulls one: the name
+// and an image ID reference (the config's digest) both labelled as managed by CRI. Without
+// them CRI would add them at its first start, creating an image for each.
+func criReferences(ctx context.Context, is images.Store, img containerd.Image) error {
+	cfg, err := img.Config(ctx)
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{criImageLabel: "managed"}
+	named := images.Image{Name: img.Name(), Target: img.Target(), Labels: labels}
+	if _, err := is.Update(ctx, named, "labels."+criImageLabel); err != nil {
+		return err
+	}
+	id := images.Image{Name: cfg.Digest.String(), Target: img.Target(), Labels: labels}
+	if _, err := is.Create(ctx, id); err != nil && !errdefs.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// criImageLabel marks an image as managed by containerd's CRI plugin.
+const criImageLabel = "io.cri-containerd.image"
 
 // differ is the diff service a client backed by local services needs: the file-system applier
 // for unpacking (the comparer is never used for that).

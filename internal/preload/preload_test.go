@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/metadata"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -134,6 +135,17 @@ func TestStore(t *testing.T) {
 			continue
 		}
 		cfgName, _ := r.Image.ConfigName()
+		// As CRI records a pulled image: the name and the image ID, both managed by CRI, so that
+		// its first start has nothing to add.
+		id, err := is.Get(ctx, cfgName.String())
+		if err != nil || id.Target.Digest != im.Target.Digest {
+			t.Errorf("%s: image ID reference %s: %v (target %s, want %s)", r.Ref, cfgName, err, id.Target.Digest, im.Target.Digest)
+		}
+		for _, x := range []images.Image{im, id} {
+			if x.Labels[criImageLabel] != "managed" {
+				t.Errorf("%s: labels %v, want %s=managed", x.Name, x.Labels, criImageLabel)
+			}
+		}
 		info, err := db.ContentStore().Info(ctx, digest.Digest(cfgName.String()))
 		if err != nil {
 			t.Errorf("%s config: %v", r.Ref, err)

@@ -35,7 +35,7 @@ type buildFlags struct {
 func (f *buildFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.output, "out", "o", "", "output image path (default out/<name>.raw)")
 	f.registerMirrors(cmd)
-	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "image cache (default $XDG_CACHE_HOME/kiln; - for none)")
+	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "image and build cache (default $XDG_CACHE_HOME/kiln; - for none)")
 	cmd.Flags().BoolVar(&f.locked, "locked", false, "fail if any input resolves differently from RECIPE.lock (or there is none)")
 	cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where to stage the root tree (default: /dev/shm if it has 8 GiB free, else $TMPDIR)")
 	cmd.Flags().StringSliceVar(&f.formats, "format", nil, "output formats, replacing the recipe's outputs: "+strings.Join(recipe.OutputFormats, ", ")+"; repeatable or comma-separated (each beside -o with its extension)")

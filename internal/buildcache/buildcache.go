@@ -1,0 +1,327 @@
+// Package buildcache keeps what a build makes from its inputs before it writes any output —
+// the root file system image, the var file system, the initramfs, the kernel and the boot
+// loader — under a key of everything that determines their bytes, so that a rebuild of the
+// same inputs only writes the image. An entry is a directory of files and a manifest of their
+// sizes and sha256 digests; every file is checked against its digest before it is used, and an
+// entry that fails is removed and made again. Entries share the image cache's directory and
+// lock file: read under a shared flock(2), made aside and renamed into place, removed under an
+// exclusive one. Only the most recently used entries are kept.
+package buildcache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-dev/kiln/internal/imagefile"
+	"github.com/kiln-dev/kiln/internal/plan"
+)
+
+// Keep is how many entries the cache keeps: a build's inputs change often while a recipe is
+// worked on, and each entry holds a whole root file system.
+const Keep = 4
+
+const manifestName = "manifest.json"
+
+// Cache is the build cache in a directory.
+type Cache struct {
+	dir  string // the entries, one directory each, named by key
+	lock string
+}
+
+// Open opens (creating if needed) the build cache in kiln's cache directory dir.
+func Open(dir string) (*Cache, error) {
+	c := &Cache{dir: filepath.Join(dir, "builds"), lock: filepath.Join(dir, "lock")}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the build cache: %w", err)
+	}
+	return c, nil
+}
+
+// Entry is a cached entry's files, by name, and the release of the shared lock that keeps it
+// from being removed while they are read.
+type Entry struct {
+	Files   map[string]string
+	Release func()
+}
+
+// CorruptError says an entry's file did not match its manifest: the entry was removed.
+type CorruptError struct {
+	Key, File, Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("build cache entry %.12s: %s %s; it was removed and is made again", e.Key, e.File, e.Reason)
+}
+
+type manifest struct {
+	Files []fileSum `json:"files"`
+}
+
+type fileSum struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Key is the key of a build's cached files: a digest of the plan without what only its outputs
+// depend on (their paths and formats, the recipe's file name and bytes, the ESP and the command
+// line), of the program making them (self, the kiln executable's digest: kiln-init's is in the
+// plan) and of the external tools' versions (tools).
+func Key(pl plan.Plan, self, tools string) (string, error) {
+	pl.Outputs, pl.Recipe, pl.RecipeSHA256, pl.LiveLabel, pl.ESP, pl.Cmdline = nil, "", "", "", nil, ""
+	raw, err := json.Marshal(pl)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "kiln build cache 1\nself %s\ntools %q\nplan %d\n", self, tools, len(raw))
+	h.Write(raw)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Get returns the entry for key with every file checked against its digest, or ok false when
+// there is none. A damaged entry is removed and reported as a *CorruptError with ok false.
+// The caller releases the entry when it has read its files.
+func (c *Cache) Get(key string) (e Entry, ok bool, err error) {
+	if !validKey(key) {
+		return Entry{}, false, fmt.Errorf("build cache: invalid key %q", key)
+	}
+	release, err := c.hold(unix.LOCK_SH)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	dir := filepath.Join(c.dir, key)
+	files, bad := check(dir)
+	if files == nil && bad == nil {
+		release()
+		return Entry{}, false, nil
+	}
+	if bad != nil {
+		release()
+		bad.Key = key
+		if err := c.remove(key); err != nil {
+			return Entry{}, false, err
+		}
+		return Entry{}, false, bad
+	}
+	now := time.Now()
+	os.Chtimes(dir, now, now) // most recently used
+	return Entry{Files: files, Release: release}, true, nil
+}
+
+// check verifies the entry in dir: nil, nil when there is none.
+func check(dir string) (map[string]string, *CorruptError) {
+	raw, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	var m manifest
+	if err == nil {
+		err = json.Unmarshal(raw, &m)
+	}
+	if err != nil {
+		return nil, &CorruptError{File: manifestName, Reason: "is unreadable: " + err.Error()}
+	}
+	files := map[string]string{}
+	for _, f := range m.Files {
+		if !validName(f.Name) {
+			return nil, &CorruptError{File: manifestName, Reason: fmt.Sprintf("names a file %q", f.Name)}
+		}
+		p := filepath.Join(dir, f.Name)
+		size, sum, err := digest(p)
+		switch {
+		case err != nil:
+			return nil, &CorruptError{File: f.Name, Reason: "is unreadable: " + err.Error()}
+		case size != f.Size:
+			return nil, &CorruptError{File: f.Name, Reason: fmt.Sprintf("is %d bytes, the manifest says %d", size, f.Size)}
+		case sum != f.SHA256:
+			return nil, &CorruptError{File: f.Name, Reason: fmt.Sprintf("has sha256 %s, the manifest says %s", sum, f.SHA256)}
+		}
+		files[f.Name] = p
+	}
+	return files, nil
+}
+
+// Put stores files (name → path) as the entry for key: copied (holes kept) into a directory
+// aside with their manifest, renamed into place, then the oldest entries beyond Keep removed.
+func (c *Cache) Put(key string, files map[string]string) error {
+	if !validKey(key) {
+		return fmt.Errorf("build cache: invalid key %q", key)
+	}
+	tmp, err := os.MkdirTemp(c.dir, ".new-")
+	if err != nil {
+		return fmt.Errorf("build cache: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	var m manifest
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if !validName(n) {
+			return fmt.Errorf("build cache: invalid file name %q", n)
+		}
+		if err := copySparse(files[n], filepath.Join(tmp, n)); err != nil {
+			return fmt.Errorf("build cache: storing %s: %w", n, err)
+		}
+		size, sum, err := digest(filepath.Join(tmp, n))
+		if err != nil {
+			return fmt.Errorf("build cache: %w", err)
+		}
+		m.Files = append(m.Files, fileSum{Name: n, Size: size, SHA256: sum})
+	}
+	raw, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, manifestName), raw, 0o644); err != nil {
+		return fmt.Errorf("build cache: %w", err)
+	}
+	release, err := c.hold(unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer release()
+	dst := filepath.Join(c.dir, key)
+	if _, err := os.Stat(dst); err == nil {
+		return nil // another build made it meanwhile
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("build cache: %w", err)
+	}
+	return c.prune()
+}
+
+// prune removes the least recently used entries beyond Keep; the exclusive lock is held.
+func (c *Cache) prune() error {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("build cache: %w", err)
+	}
+	type used struct {
+		name string
+		at   time.Time
+	}
+	var all []used
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && e.IsDir() && validKey(e.Name()) {
+			all = append(all, used{e.Name(), info.ModTime()})
+		}
+	}
+	slices.SortFunc(all, func(a, b used) int { return b.at.Compare(a.at) })
+	for _, u := range all[min(Keep, len(all)):] {
+		if err := os.RemoveAll(filepath.Join(c.dir, u.name)); err != nil {
+			return fmt.Errorf("build cache: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Cache) remove(key string) error {
+	release, err := c.hold(unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := os.RemoveAll(filepath.Join(c.dir, key)); err != nil {
+		return fmt.Errorf("build cache: removing a damaged entry: %w", err)
+	}
+	return nil
+}
+
+// hold takes the cache's lock (unix.LOCK_SH or LOCK_EX) and returns its release.
+func (c *Cache) hold(how int) (func(), error) {
+	f, err := os.OpenFile(c.lock, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking the build cache: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the build cache %s: %w", c.lock, err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { f.Close() }) }, nil
+}
+
+// digest is a file's size and a sha256 of its data extents and the holes between them, by
+// length: only data is read. It depends on where the file system keeps holes, so it is only
+// compared with the digest of the same stored file.
+func digest(p string) (int64, string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, "", err
+	}
+	h := sha256.New()
+	at := int64(0)
+	for _, e := range imagefile.DataExtents(f, st.Size()) {
+		if e.Off > at {
+			fmt.Fprintf(h, "hole %d\n", e.Off-at)
+		}
+		fmt.Fprintf(h, "data %d\n", e.Len)
+		if _, err := io.Copy(h, io.NewSectionReader(f, e.Off, e.Len)); err != nil {
+			return 0, "", err
+		}
+		at = e.Off + e.Len
+	}
+	if st.Size() > at {
+		fmt.Fprintf(h, "hole %d\n", st.Size()-at)
+	}
+	return st.Size(), hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// copySparse copies src to a new file dst, its holes kept.
+func copySparse(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if err = out.Truncate(st.Size()); err == nil {
+		for _, e := range imagefile.DataExtents(in, st.Size()) {
+			if _, err = io.Copy(io.NewOffsetWriter(out, e.Off), io.NewSectionReader(in, e.Off, e.Len)); err != nil {
+				break
+			}
+		}
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func validKey(k string) bool {
+	if len(k) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(k)
+	return err == nil
+}
+
+func validName(n string) bool {
+	return n != "" && n != manifestName && filepath.Base(n) == n && n[0] != '.' && strconv.Quote(n) == `"`+n+`"`
+}
