@@ -123,8 +123,8 @@ func TestFormatsBoot(t *testing.T) {
 }
 
 // TestLiveMedia boots the iso as a CD to multi-user, live: the root is a read-only loop device
-// over the medium's packed image, /var a tmpfs, no disk attached at all; the same iso as a USB
-// stick (the hybrid's GPT ESP) to the root's switch; and the pxe directory live, its root from
+// over the medium's packed image, /var the image's var file system in memory, no disk attached
+// at all; the same iso as a USB stick (the hybrid's GPT ESP) to the root's switch; and the pxe directory live, its root from
 // the second initramfs.
 func TestLiveMedia(t *testing.T) {
 	_, rep := everyFormat(t)
@@ -137,7 +137,7 @@ func TestLiveMedia(t *testing.T) {
 	}
 	for cmd, want := range map[string]string{
 		"findmnt -no SOURCE / | cut -c1-9":         "/dev/loop",
-		"findmnt -no FSTYPE /var":                  "tmpfs",
+		liveVar:                                    liveVarWant,
 		"findmnt -no FSTYPE /run/kiln/medium":      "iso9660",
 		"cat /sys/block/loop0/ro":                  "1",
 		"lsblk -dno TYPE | sort -u | tr '\\n' ' '": "loop rom",
@@ -160,10 +160,17 @@ func TestLiveMedia(t *testing.T) {
 	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: live: root /dev/loop\d+ mounted read-only from the initramfs`), time.Second); err != nil {
 		t.Error(err)
 	}
-	if out := mustRun(t, m, "findmnt -no FSTYPE /var", 0); out != "tmpfs" {
-		t.Errorf("pxe: /var is %q, want tmpfs", out)
+	if out := mustRun(t, m, liveVar, 0); out != liveVarWant {
+		t.Errorf("pxe: /var is %q, want %q", out, liveVarWant)
 	}
 }
+
+// A live boot's /var is the image's var file system copied into memory: ext4 on a loop device
+// over a file on a tmpfs.
+const (
+	liveVar     = "findmnt -no FSTYPE /var; findmnt -no FSTYPE --target $(losetup -nO BACK-FILE $(findmnt -no SOURCE /var))"
+	liveVarWant = "ext4\ntmpfs"
+)
 
 // TestISOInstall builds recipes/minimal.yaml as an installer iso (install: first-empty, then
 // power off) and boots it from a CD beside an 8 GiB disk holding data and an empty 8 GiB disk,
@@ -220,9 +227,10 @@ func TestISOInstall(t *testing.T) {
 }
 
 // TestBurnOntoALoopDevice burns the minimal image onto a loop device larger than the image
-// whose backing file holds an old ext4 file system: verification passes, the backup GPT is at
-// the device's end, no old superblock survives where the image is empty (the second root slot
-// and var), and the backing file boots to multi-user. Refused targets are in the burn
+// whose backing file holds old ext4 file systems where the image's second root slot and var
+// start: verification passes, the backup GPT is at the device's end, no old superblock
+// survives in the empty slot, the first 64 MiB of var are the image's bytes (its own file
+// system over the old one, its holes zeros), and the backing file boots to multi-user. Refused targets are in the burn
 // package's and the command line's tests.
 func TestBurnOntoALoopDevice(t *testing.T) {
 	kiln, _ := requireInputs(t)
@@ -234,11 +242,15 @@ func TestBurnOntoALoopDevice(t *testing.T) {
 	backing := filepath.Join(t.TempDir(), "stick.img")
 	testenv.Run(t, "truncate", "-s", fmt.Sprint(size+512<<20), backing)
 	// The old disk: an ext4 file system where the image's second root slot and var start.
-	for _, p := range emptySlots(t, img) {
+	slots := slotsAt(t, img, "root-b", "var")
+	for _, p := range slots {
 		testenv.Run(t, "mkfs.ext4", "-q", "-F", "-E", fmt.Sprintf("offset=%d", p.Start), backing, fmt.Sprintf("%dk", 64<<10))
 	}
-	if n := oldSuperblocks(t, img, backing); n != 2 {
-		t.Fatalf("%d old file systems planted in the image's empty slots, want 2: the test would prove nothing", n)
+	if n := oldSuperblocks(t, slots, backing); n != 2 {
+		t.Fatalf("%d old file systems planted in the image's slots, want 2: the test would prove nothing", n)
+	}
+	if bytes.Equal(readRange(t, img, slots[1].Start, 64<<20), readRange(t, backing, slots[1].Start, 64<<20)) {
+		t.Fatal("the old var file system is the image's: the test would prove nothing")
 	}
 	loop := strings.TrimSpace(testenv.Run(t, "losetup", "--find", "--show", backing))
 	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
@@ -262,16 +274,18 @@ func TestBurnOntoALoopDevice(t *testing.T) {
 	exec.Command("losetup", "-d", loop).Run()
 
 	testenv.Run(t, "sfdisk", "--verify", backing) // the backup GPT is where the disk ends
-	if n := oldSuperblocks(t, img, backing); n != 0 {
+	if n := oldSuperblocks(t, slots[:1], backing); n != 0 {
 		t.Errorf("%d superblocks of the old ext4 file system survive where the image is empty", n)
+	}
+	if !bytes.Equal(readRange(t, img, slots[1].Start, 64<<20), readRange(t, backing, slots[1].Start, 64<<20)) {
+		t.Error("after the burn the start of var is not the image's bytes")
 	}
 	m := Boot(t, vm.Config{Image: backing, MemoryMB: 1024}, artifactDir(t), "burnt")
 	bootToShell(t, m)
 }
 
-// emptySlots are the partitions of img that the image leaves empty: the second root slot and
-// var.
-func emptySlots(t *testing.T, img string) []inspect.Partition {
+// slotsAt are the partitions of img with the given labels, in that order.
+func slotsAt(t *testing.T, img string, labels ...string) []inspect.Partition {
 	t.Helper()
 	f, err := os.Open(img)
 	if err != nil {
@@ -283,17 +297,37 @@ func emptySlots(t *testing.T, img string) []inspect.Partition {
 		t.Fatal(err)
 	}
 	var res []inspect.Partition
-	for _, p := range parts {
-		if p.Label == "root-b" || p.Label == "var" {
-			res = append(res, p)
+	for _, l := range labels {
+		for _, p := range parts {
+			if p.Label == l {
+				res = append(res, p)
+			}
 		}
+	}
+	if len(res) != len(labels) {
+		t.Fatalf("%s: partitions %v, want %v", img, res, labels)
 	}
 	return res
 }
 
-// oldSuperblocks counts ext4 file systems on disk that start where img's empty slots start
-// (the superblock's magic 0xEF53 is 1024 + 56 bytes in).
-func oldSuperblocks(t *testing.T, img, disk string) int {
+// readRange reads n bytes of file at off.
+func readRange(t *testing.T, file string, off, n int64) []byte {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// oldSuperblocks counts ext4 file systems on disk that start where slots start (the
+// superblock's magic 0xEF53 is 1024 + 56 bytes in).
+func oldSuperblocks(t *testing.T, slots []inspect.Partition, disk string) int {
 	t.Helper()
 	d, err := os.Open(disk)
 	if err != nil {
@@ -301,7 +335,7 @@ func oldSuperblocks(t *testing.T, img, disk string) int {
 	}
 	defer d.Close()
 	n := 0
-	for _, p := range emptySlots(t, img) {
+	for _, p := range slots {
 		b := make([]byte, 2)
 		if _, err := d.ReadAt(b, p.Start+1024+56); err == nil && bytes.Equal(b, []byte{0x53, 0xef}) {
 			n++
