@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -216,8 +217,13 @@ func (c *Cache) prune() error {
 	}
 	var all []used
 	for _, e := range ents {
-		if info, err := e.Info(); err == nil && e.IsDir() && validKey(e.Name()) {
+		info, err := e.Info()
+		switch {
+		case err != nil || !e.IsDir():
+		case validKey(e.Name()):
 			all = append(all, used{e.Name(), info.ModTime()})
+		case strings.HasPrefix(e.Name(), ".new-") && time.Since(info.ModTime()) > time.Hour:
+			os.RemoveAll(filepath.Join(c.dir, e.Name())) // left by a build that was killed
 		}
 	}
 	slices.SortFunc(all, func(a, b used) int { return b.at.Compare(a.at) })

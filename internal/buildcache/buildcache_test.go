@@ -144,6 +144,22 @@ func TestPruneKeepsTheRecentlyUsed(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "builds", key('c'))); !os.IsNotExist(err) {
 		t.Error("the least recently used entry was kept")
 	}
+	// what a killed build left an hour ago goes too; a build under way now is left alone
+	stale, fresh := filepath.Join(dir, "builds", ".new-1"), filepath.Join(dir, "builds", ".new-2")
+	os.Mkdir(stale, 0o755)
+	os.Mkdir(fresh, 0o755)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if err := c.Put(key('8'), in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("a stale temporary entry was kept")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("a temporary entry under way was removed")
+	}
+	os.Remove(fresh)
 }
 
 // The key changes with anything in the plan that the cached files depend on and with the
