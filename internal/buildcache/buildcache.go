@@ -308,11 +308,7 @@ func copySparse(src, dst string) error {
 		return err
 	}
 	if err = out.Truncate(st.Size()); err == nil {
-		for _, e := range imagefile.DataExtents(in, st.Size()) {
-			if _, err = io.Copy(io.NewOffsetWriter(out, e.Off), io.NewSectionReader(in, e.Off, e.Len)); err != nil {
-				break
-			}
-		}
+		err = imagefile.CopyData(out, 0, in, st.Size())
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr

@@ -20,7 +20,6 @@ import (
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
-	"golang.org/x/sys/unix"
 
 	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/imagefile"
@@ -176,8 +175,8 @@ func table(pl plan.Plan) *gpt.Table {
 	return t
 }
 
-// writeImage copies a file system image's data into partition p of the image file out, in the
-// kernel (copy_file_range); its holes, and the rest of the partition, stay holes (they read as
+// writeImage copies a file system image's data into partition p of the image file out
+// (imagefile.CopyData); its holes, and the rest of the partition, stay holes (they read as
 // zeros). whole says the image must be exactly the partition's size (the var file system),
 // else it must fit (the root; Write checked). With no image the partition stays empty.
 func writeImage(out *os.File, p plan.Partition, image string, whole bool) error {
@@ -196,28 +195,7 @@ func writeImage(out *os.File, p plan.Partition, image string, whole bool) error 
 	if st.Size() > p.Size || whole && st.Size() != p.Size {
 		return fmt.Errorf("%s is %d bytes, its partition %d", image, st.Size(), p.Size)
 	}
-	for _, e := range imagefile.DataExtents(f, st.Size()) {
-		if err := copyRange(out, p.Start+e.Off, f, e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// copyRange copies the range e of src to dst at off: copy_file_range, or a read and write
-// where the file systems cannot.
-func copyRange(dst *os.File, off int64, src *os.File, e imagefile.Extent) error {
-	in, out, left := e.Off, off, e.Len
-	for left > 0 {
-		n, err := unix.CopyFileRange(int(src.Fd()), &in, int(dst.Fd()), &out, int(min(left, 1<<30)), 0)
-		if err != nil || n == 0 {
-			buf := make([]byte, 4<<20)
-			_, err := io.CopyBuffer(io.NewOffsetWriter(dst, out), io.NewSectionReader(src, in, left), buf)
-			return err
-		}
-		left -= int64(n)
-	}
-	return nil
+	return imagefile.CopyData(out, p.Start, f, st.Size())
 }
 
 // espFile is one file on the ESP, from a host file or from bytes.

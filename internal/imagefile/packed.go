@@ -216,3 +216,23 @@ func (u *Unpacked) CopyOut(dst *os.File, r Extent) error {
 	}
 	return nil
 }
+
+// CopyData copies the data extents of src (size bytes) into dst at off, in the kernel
+// (copy_file_range) where the file systems allow, else by read and write; src's holes are not
+// written, so they stay holes in a fresh dst.
+func CopyData(dst *os.File, off int64, src *os.File, size int64) error {
+	for _, e := range DataExtents(src, size) {
+		in, out, left := e.Off, off+e.Off, e.Len
+		for left > 0 {
+			n, err := unix.CopyFileRange(int(src.Fd()), &in, int(dst.Fd()), &out, int(min(left, 1<<30)), 0)
+			if err != nil || n == 0 {
+				if _, err := io.CopyBuffer(io.NewOffsetWriter(dst, out), io.NewSectionReader(src, in, left), make([]byte, 4<<20)); err != nil {
+					return err
+				}
+				break
+			}
+			left -= int64(n)
+		}
+	}
+	return nil
+}

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-dev/kiln/images/oci"
+	"github.com/kiln-dev/kiln/internal/testenv"
 )
 
 // testImages are two images; the second has two layers, the upper deleting a file of the
@@ -74,20 +75,11 @@ func mustConfig(t *testing.T, img v1.Image) *v1.ConfigFile {
 	return cf
 }
 
-func needRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true: the store's unpack mounts overlays and needs root")
-		}
-		t.Skip("needs root (overlay mounts)")
-	}
-}
-
 // TestStore: the images are in containerd's store as the node's containerd reads it — named,
 // unpacked for overlayfs (the whiteout an overlay whiteout), kept from garbage collection by
 // the config's snapshot label — and two stores of the same images are the same bytes.
 func TestStore(t *testing.T) {
-	needRoot(t)
+	testenv.RequireRoot(t) // the store's unpack mounts overlays
 	imgs := testImages(t)
 	epoch := time.Unix(1700000000, 0)
 	var roots []string
