@@ -136,7 +136,7 @@ func TestLiveMedia(t *testing.T) {
 		t.Error(err)
 	}
 	for cmd, want := range map[string]string{
-		"findmnt -no SOURCE / | cut -c1-9":         "/dev/loop",
+		"findmnt -no SOURCE /run/kiln/root/base | cut -c1-9": "/dev/loop",
 		liveVar:                                    liveVarWant,
 		"findmnt -no FSTYPE /run/kiln/medium":      "iso9660",
 		"cat /sys/block/loop0/ro":                  "1",

@@ -33,8 +33,20 @@ func TestQ1Smoke(t *testing.T) {
 		t.Errorf("after the first boot var's label and /var: %q, want var and the image's /var", out)
 	}
 	mustRun(t, m, "touch /kiln-probe", 1)
-	if out := mustRun(t, m, "findmnt -no FSTYPE,OPTIONS /", 0); !strings.HasPrefix(out, "squashfs ro") {
-		t.Errorf("/ is %q, want a read-only squashfs", out)
+	// The root is its two squashfs layers merged: the top (what the recipe adds) over the base.
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: root layers from /dev/vda2: base \d+ MiB, top \d+ KiB`), time.Second); err != nil {
+		t.Errorf("root layers not announced: %v", err)
+	}
+	for cmd, want := range map[string]string{
+		"findmnt -no FSTYPE,OPTIONS / | cut -d, -f1":           "overlay ro",
+		"findmnt -no FSTYPE,SOURCE /run/kiln/root/base":        "squashfs /dev/vda2",
+		"findmnt -no FSTYPE /run/kiln/root/top":                "squashfs",
+		"findmnt -no OPTIONS / | tr , '\\n' | grep ^lowerdir=": "lowerdir=/run/kiln/root/top:/run/kiln/root/base",
+		"test -d /run/kiln/root/top/etc && echo top":           "top",
+	} {
+		if out := mustRun(t, m, cmd, 0); out != want {
+			t.Errorf("`%s` = %q, want %q", cmd, out, want)
+		}
 	}
 	if out := mustRun(t, m, "findmnt -no FSTYPE /var; findmnt -no FSTYPE /etc", 0); out != "ext4\noverlay" {
 		t.Errorf("/var and /etc are %q, want ext4 and overlay", out)

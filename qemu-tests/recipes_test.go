@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/kiln-dev/kiln/internal/inspect"
 )
 
 // TestEveryRecipeBuilds builds each recipe in recipes/ and checks its root file system holds
@@ -30,21 +28,14 @@ func TestEveryRecipeBuilds(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			img := buildRecipe(t, name)
-			rep, err := inspect.Image(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var offset int64
-			for _, p := range rep.Partitions {
-				if p.Label == "root-a" {
-					offset = p.Start
+			var listing string
+			for _, off := range rootLayerOffsets(t, img) {
+				out, err := exec.Command("unsquashfs", "-o", strconv.FormatInt(off, 10), "-lls", img).CombinedOutput()
+				if err != nil {
+					t.Fatalf("unsquashfs: %v\n%s", err, out)
 				}
+				listing += string(out)
 			}
-			out, err := exec.Command("unsquashfs", "-o", strconv.FormatInt(offset, 10), "-lls", img).CombinedOutput()
-			if err != nil {
-				t.Fatalf("unsquashfs: %v\n%s", err, out)
-			}
-			listing := string(out)
 			files, ok := want[name]
 			if !ok {
 				t.Fatalf("recipes/%s.yaml has no expectations here: add them", name)

@@ -1,11 +1,13 @@
-// Package buildcache keeps what a build makes from its inputs before it writes any output —
-// the root file system image, the var file system, the initramfs, the kernel and the boot
-// loader — under a key of everything that determines their bytes, so that a rebuild of the
-// same inputs only writes the image. An entry is a directory of files and a manifest of their
+// Package buildcache keeps what a build makes from its inputs before it writes any output,
+// each part under a key of everything that determines its bytes: the root's base layer (the
+// flattened images) by the images, the var file system by the preloaded images and what the
+// root puts under /var, and the rest of a build — the root's top layer, the initramfs, the
+// kernel and the boot loader — by the whole plan. A rebuild of the same inputs only writes the
+// image; one that changes a file or a setting makes only the small top layer again. An entry is a directory of files and a manifest of their
 // sizes and sha256 digests; every file is checked against its digest before it is used, and an
 // entry that fails is removed and made again. Entries share the image cache's directory and
-// lock file: read under a shared flock(2), made aside and renamed into place, removed under an
-// exclusive one. Only the most recently used entries are kept.
+// lock file: read under a shared flock(2), made aside and renamed into place, set aside when damaged,
+// removed under an exclusive one. Only the most recently used entries are kept.
 package buildcache
 
 import (
@@ -18,21 +20,30 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-dev/kiln/internal/imagefile"
 	"github.com/kiln-dev/kiln/internal/plan"
 )
 
-// Keep is how many entries the cache keeps: a build's inputs change often while a recipe is
-// worked on, and each entry holds a whole root file system.
+// Keep is how many entries of each kind the cache keeps: a build's inputs change often while
+// a recipe is worked on, and a base or var entry holds hundreds of MiB.
 const Keep = 4
+
+// The kinds of entries, each in a directory of its own.
+const (
+	Builds = "builds" // a whole build's small parts, by Key
+	Bases  = "bases"  // the root's base layer, by BaseKey
+	Vars   = "vars"   // the var file system, by VarKey
+)
 
 const manifestName = "manifest.json"
 
@@ -42,9 +53,10 @@ type Cache struct {
 	lock string
 }
 
-// Open opens (creating if needed) the build cache in kiln's cache directory dir.
-func Open(dir string) (*Cache, error) {
-	c := &Cache{dir: filepath.Join(dir, "builds"), lock: filepath.Join(dir, "lock")}
+// Open opens (creating if needed) the build cache's entries of kind in kiln's cache directory
+// dir.
+func Open(dir, kind string) (*Cache, error) {
+	c := &Cache{dir: filepath.Join(dir, "build-cache", kind), lock: filepath.Join(dir, "lock")}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the build cache: %w", err)
 	}
@@ -93,8 +105,44 @@ func Key(pl plan.Plan, self, tools string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// BaseKey is the key of the root's base layer: the images flattened into it (every input but
+// the preloaded ones, in order), the epoch its times are set to, the program and the tools.
+func BaseKey(pl plan.Plan, self, tools string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "kiln base layer 1\nself %s\ntools %q\nepoch %d\n", self, tools, pl.SourceDateEpoch)
+	for _, in := range pl.Inputs {
+		if in.Role != "preload" {
+			fmt.Fprintf(h, "image %s %s\n", in.Role, in.Digest)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// VarKey is the key of the var file system: the root's base layer (base, its BaseKey) and
+// what the top layer puts under /var (topVar, a digest of that tree), the preloaded images and
+// the Kubernetes node they were checked against, the file system's identity and size, the
+// epoch, the program and the tools.
+func VarKey(pl plan.Plan, self, tools, base, topVar string) (string, error) {
+	raw, err := json.Marshal(struct {
+		FS   plan.VarFS
+		Node *plan.Kubernetes
+	}{pl.VarFS, pl.Kubernetes})
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "kiln var 1\nself %s\ntools %q\nepoch %d\nbase %s\ntop var %s\nsize %d\nfs %s\n",
+		self, tools, pl.SourceDateEpoch, base, topVar, pl.Partition(plan.LabelVar).Size, raw)
+	for _, in := range pl.Inputs {
+		if in.Role == "preload" {
+			fmt.Fprintf(h, "preload %s %s\n", in.Ref, in.Digest)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // Get returns the entry for key with every file checked against its digest, or ok false when
-// there is none. A damaged entry is removed and reported as a *CorruptError with ok false.
+// there is none. A damaged entry is set aside (and later removed) and reported as a *CorruptError with ok false.
 // The caller releases the entry when it has read its files.
 func (c *Cache) Get(key string) (e Entry, ok bool, err error) {
 	if !validKey(key) {
@@ -113,8 +161,10 @@ func (c *Cache) Get(key string) (e Entry, ok bool, err error) {
 	if bad != nil {
 		release()
 		bad.Key = key
-		if err := c.remove(key); err != nil {
-			return Entry{}, false, err
+		// Set aside, not removed: removing waits for every reader, and this build may hold
+		// other entries. Prune removes it.
+		if err := os.Rename(dir, filepath.Join(c.dir, fmt.Sprintf(".bad-%s-%d", key, time.Now().UnixNano()))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Entry{}, false, fmt.Errorf("build cache: setting a damaged entry aside: %w", err)
 		}
 		return Entry{}, false, bad
 	}
@@ -190,11 +240,6 @@ func (c *Cache) Put(key string, files map[string]string) error {
 	if err := os.WriteFile(filepath.Join(tmp, manifestName), raw, 0o644); err != nil {
 		return fmt.Errorf("build cache: %w", err)
 	}
-	release, err := c.hold(unix.LOCK_EX)
-	if err != nil {
-		return err
-	}
-	defer release()
 	dst := filepath.Join(c.dir, key)
 	if _, err := os.Stat(dst); err == nil {
 		return nil // another build made it meanwhile
@@ -202,11 +247,23 @@ func (c *Cache) Put(key string, files map[string]string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("build cache: %w", err)
 	}
-	return c.prune()
+	return c.Prune()
 }
 
-// prune removes the least recently used entries beyond Keep; the exclusive lock is held.
-func (c *Cache) prune() error {
+// Prune removes the least recently used entries beyond Keep, damaged ones set aside and what a
+// killed build left, under the exclusive lock. While any build holds an entry (this one
+// included) it leaves them all for a later prune rather than wait.
+func (c *Cache) Prune() error {
+	f, err := os.OpenFile(c.lock, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("locking the build cache: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("locking the build cache %s: %w", c.lock, err)
+	}
 	ents, err := os.ReadDir(c.dir)
 	if err != nil {
 		return fmt.Errorf("build cache: %w", err)
@@ -222,8 +279,9 @@ func (c *Cache) prune() error {
 		case err != nil || !e.IsDir():
 		case validKey(e.Name()):
 			all = append(all, used{e.Name(), info.ModTime()})
-		case strings.HasPrefix(e.Name(), ".new-") && time.Since(info.ModTime()) > time.Hour:
-			os.RemoveAll(filepath.Join(c.dir, e.Name())) // left by a build that was killed
+		case strings.HasPrefix(e.Name(), ".new-") && time.Since(info.ModTime()) > time.Hour,
+			strings.HasPrefix(e.Name(), ".bad-"):
+			os.RemoveAll(filepath.Join(c.dir, e.Name())) // left by a build that was killed, or damaged
 		}
 	}
 	slices.SortFunc(all, func(a, b used) int { return b.at.Compare(a.at) })
@@ -231,18 +289,6 @@ func (c *Cache) prune() error {
 		if err := os.RemoveAll(filepath.Join(c.dir, u.name)); err != nil {
 			return fmt.Errorf("build cache: %w", err)
 		}
-	}
-	return nil
-}
-
-func (c *Cache) remove(key string) error {
-	release, err := c.hold(unix.LOCK_EX)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := os.RemoveAll(filepath.Join(c.dir, key)); err != nil {
-		return fmt.Errorf("build cache: removing a damaged entry: %w", err)
 	}
 	return nil
 }
@@ -261,8 +307,9 @@ func (c *Cache) hold(how int) (func(), error) {
 	return func() { once.Do(func() { f.Close() }) }, nil
 }
 
-// digest is a file's size and a sha256 of its data extents and the holes between them, by
-// length: only data is read. It depends on where the file system keeps holes, so it is only
+// digest is a file's size and a sha256 over its layout (its data extents and the holes
+// between them, by length) and the sha256 of each chunk of its data, the chunks hashed in
+// parallel: only data is read. It depends on where the file system keeps holes, so it is only
 // compared with the digest of the same stored file.
 func digest(p string) (int64, string, error) {
 	f, err := os.Open(p)
@@ -275,22 +322,46 @@ func digest(p string) (int64, string, error) {
 		return 0, "", err
 	}
 	h := sha256.New()
+	var chunks []imagefile.Extent
 	at := int64(0)
 	for _, e := range imagefile.DataExtents(f, st.Size()) {
 		if e.Off > at {
 			fmt.Fprintf(h, "hole %d\n", e.Off-at)
 		}
 		fmt.Fprintf(h, "data %d\n", e.Len)
-		if _, err := io.Copy(h, io.NewSectionReader(f, e.Off, e.Len)); err != nil {
-			return 0, "", err
+		for off := e.Off; off < e.Off+e.Len; off += chunkSize {
+			chunks = append(chunks, imagefile.Extent{Off: off, Len: min(chunkSize, e.Off+e.Len-off)})
 		}
 		at = e.Off + e.Len
 	}
 	if st.Size() > at {
 		fmt.Fprintf(h, "hole %d\n", st.Size()-at)
 	}
+	sums := make([][]byte, len(chunks))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, c := range chunks {
+		g.Go(func() error {
+			ch := sha256.New()
+			if _, err := io.Copy(ch, io.NewSectionReader(f, c.Off, c.Len)); err != nil {
+				return err
+			}
+			sums[i] = ch.Sum(nil)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, "", err
+	}
+	for _, s := range sums {
+		h.Write(s)
+	}
 	return st.Size(), hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// chunkSize is how much of a file one hash reads: large enough that the chunks' own digests
+// cost nothing, small enough that every core has work.
+const chunkSize = 16 << 20
 
 // copySparse copies src to a new file dst, its holes kept.
 func copySparse(src, dst string) error {

@@ -34,7 +34,7 @@ func files(t *testing.T) map[string]string {
 
 // A stored entry comes back with the same bytes, its holes kept; a missing key is a miss.
 func TestPutGet(t *testing.T) {
-	c, err := Open(t.TempDir())
+	c, err := Open(t.TempDir(), Builds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,17 +88,17 @@ func TestDamagedEntryIsRemoved(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cache, _ := Open(dir)
+			cache, _ := Open(dir, Builds)
 			if err := cache.Put(key('b'), files(t)); err != nil {
 				t.Fatal(err)
 			}
-			c.damage(filepath.Join(dir, "builds", key('b')))
+			c.damage(filepath.Join(dir, "build-cache", Builds, key('b')))
 			_, ok, err := cache.Get(key('b'))
 			var bad *CorruptError
 			if ok || !errors.As(err, &bad) || bad.File != c.file {
 				t.Fatalf("Get of a damaged entry = %v, %v; want a CorruptError naming %s", ok, err, c.file)
 			}
-			if _, err := os.Stat(filepath.Join(dir, "builds", key('b'))); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(dir, "build-cache", Builds, key('b'))); !os.IsNotExist(err) {
 				t.Errorf("the damaged entry is still there (%v)", err)
 			}
 			if _, ok, err := cache.Get(key('b')); ok || err != nil {
@@ -111,7 +111,7 @@ func TestDamagedEntryIsRemoved(t *testing.T) {
 // Only the Keep most recently used entries stay; a Get counts as a use.
 func TestPruneKeepsTheRecentlyUsed(t *testing.T) {
 	dir := t.TempDir()
-	c, _ := Open(dir)
+	c, _ := Open(dir, Builds)
 	in := files(t)
 	keys := "abcdef"[:Keep+1]
 	for i := range keys {
@@ -120,13 +120,13 @@ func TestPruneKeepsTheRecentlyUsed(t *testing.T) {
 		}
 		// modification times a second apart, the first oldest
 		at := time.Now().Add(time.Duration(i-10) * time.Second)
-		os.Chtimes(filepath.Join(dir, "builds", key(keys[i])), at, at)
+		os.Chtimes(filepath.Join(dir, "build-cache", Builds, key(keys[i])), at, at)
 	}
-	ents, _ := os.ReadDir(filepath.Join(dir, "builds"))
+	ents, _ := os.ReadDir(filepath.Join(dir, "build-cache", Builds))
 	if len(ents) != Keep {
 		t.Fatalf("%d entries after %d puts, want %d", len(ents), len(keys), Keep)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "builds", key('a'))); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, "build-cache", Builds, key('a'))); !os.IsNotExist(err) {
 		t.Error("the least recently used entry was kept")
 	}
 	// b is now the oldest; using it makes c the one to go.
@@ -138,14 +138,14 @@ func TestPruneKeepsTheRecentlyUsed(t *testing.T) {
 	if err := c.Put(key('9'), in); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "builds", key('b'))); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "build-cache", Builds, key('b'))); err != nil {
 		t.Error("the entry just used was removed")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "builds", key('c'))); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, "build-cache", Builds, key('c'))); !os.IsNotExist(err) {
 		t.Error("the least recently used entry was kept")
 	}
 	// what a killed build left an hour ago goes too; a build under way now is left alone
-	stale, fresh := filepath.Join(dir, "builds", ".new-1"), filepath.Join(dir, "builds", ".new-2")
+	stale, fresh := filepath.Join(dir, "build-cache", Builds, ".new-1"), filepath.Join(dir, "build-cache", Builds, ".new-2")
 	os.Mkdir(stale, 0o755)
 	os.Mkdir(fresh, 0o755)
 	old := time.Now().Add(-2 * time.Hour)

@@ -8,6 +8,7 @@ package check
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/kiln-dev/kiln/images/oci"
 	"github.com/kiln-dev/kiln/internal/plan"
@@ -18,8 +19,20 @@ import (
 // Check checks the root laid out at staging (whose boot files are boot) against pl, with the
 // preloaded images it carries.
 func Check(ctx context.Context, r *recipe.Loaded, pl plan.Plan, boot rootfs.Boot, staging string, preload []oci.Resolved) error {
+	// The checks are independent and each mostly waits on one core (xz, reading layers,
+	// kubeadm): they run side by side.
+	results := make([]error, 3)
+	var wg sync.WaitGroup
+	for i, f := range []func() error{
+		func() error { return kernelSettings(ctx, r, pl.Node, boot) },
+		func() error { return versions(r, pl.Kubernetes, staging, preload) },
+		func() error { return kubeadmConfig(ctx, r, pl.Kubernetes, staging) },
+	} {
+		wg.Go(func() { results[i] = f() })
+	}
+	wg.Wait()
 	var errs recipe.Errors
-	for _, err := range []error{kernelSettings(ctx, r, pl.Node, boot), versions(r, pl.Kubernetes, staging, preload), kubeadmConfig(ctx, r, pl.Kubernetes, staging)} {
+	for _, err := range results {
 		var located recipe.Errors
 		switch {
 		case errors.As(err, &located):

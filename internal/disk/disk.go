@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	diskfs "github.com/diskfs/go-diskfs"
@@ -24,16 +25,17 @@ import (
 	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/imagefile"
 	"github.com/kiln-dev/kiln/internal/plan"
+	"github.com/kiln-dev/kiln/internal/rootlayers"
 )
 
 // Contents are the bytes the plan's ESP files and root slot take from earlier stages: the
 // packed root, the var file system, the base image's systemd-boot and kernel, and the initramfs.
 type Contents struct {
-	RootFS     string // path of the squashfs image for the root slot
-	Var        string // path of the var file system's image (MakeVar); "" leaves it empty
-	Bootloader string // host path of systemd-boot (plan.FromBootloader)
-	Kernel     string // host path of the kernel (plan.FromKernel)
-	Initrd     []byte // the initramfs (plan.FromInitrd)
+	Root       []string // the root slot's squashfs images, base first (rootlayers)
+	Var        string   // path of the var file system's image (MakeVar); "" leaves it empty
+	Bootloader string   // host path of systemd-boot (plan.FromBootloader)
+	Kernel     string   // host path of the kernel (plan.FromKernel)
+	Initrd     []byte   // the initramfs (plan.FromInitrd)
 }
 
 // SlotTooSmallError says a root filesystem does not fit its slot.
@@ -49,10 +51,12 @@ func (e *SlotTooSmallError) Error() string {
 // only when complete; on error nothing is left at its path.
 func Write(ctx context.Context, pl plan.Plan, c Contents) error {
 	root := pl.Partition(plan.LabelRootA)
-	if st, err := os.Stat(c.RootFS); err != nil {
+	_, need, err := rootOffsets(c.Root)
+	if err != nil {
 		return fmt.Errorf("writing disk: %w", err)
-	} else if st.Size() > root.Size {
-		return &SlotTooSmallError{Need: st.Size(), Have: root.Size}
+	}
+	if need > root.Size {
+		return &SlotTooSmallError{Need: need, Have: root.Size}
 	}
 	esp, err := espFiles(pl.ESP, c)
 	if err != nil {
@@ -119,7 +123,7 @@ func writeRaw(ctx context.Context, pl plan.Plan, c Contents, esp []espFile, out 
 	if err := fill(ctx, d, pl, esp); err != nil {
 		return err
 	}
-	if err := writeImage(f.File, pl.Partition(plan.LabelRootA), c.RootFS, false); err != nil {
+	if err := writeRoot(f.File, pl.Partition(plan.LabelRootA), c.Root); err != nil {
 		return fmt.Errorf("writing root slot: %w", err)
 	}
 	if err := writeImage(f.File, pl.Partition(plan.LabelVar), c.Var, true); err != nil {
@@ -196,6 +200,43 @@ func writeImage(out *os.File, p plan.Partition, image string, whole bool) error 
 		return fmt.Errorf("%s is %d bytes, its partition %d", image, st.Size(), p.Size)
 	}
 	return imagefile.CopyData(out, p.Start, f, st.Size())
+}
+
+// rootOffsets reads the superblocks of the root's layer images and returns where each goes in
+// its slot and the bytes they take.
+func rootOffsets(layers []string) ([]int64, int64, error) {
+	if len(layers) != len(rootlayers.Names) {
+		return nil, 0, fmt.Errorf("the root has %d layer images, want %d (%s)", len(layers), len(rootlayers.Names), strings.Join(rootlayers.Names[:], ", "))
+	}
+	var sbs []rootlayers.Superblock
+	for _, l := range layers {
+		f, err := os.Open(l)
+		if err != nil {
+			return nil, 0, err
+		}
+		sb, err := rootlayers.ReadSuperblock(f, 0)
+		f.Close()
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", l, err)
+		}
+		sbs = append(sbs, sb)
+	}
+	offs, total := rootlayers.Offsets(sbs)
+	return offs, total, nil
+}
+
+// writeRoot writes the root's layer images into the slot p, each where rootlayers puts it.
+func writeRoot(out *os.File, p plan.Partition, layers []string) error {
+	offs, _, err := rootOffsets(layers)
+	if err != nil {
+		return err
+	}
+	for i, l := range layers {
+		if err := writeImage(out, plan.Partition{Start: p.Start + offs[i], Size: p.Size - offs[i]}, l, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // espFile is one file on the ESP, from a host file or from bytes.

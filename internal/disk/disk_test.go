@@ -1,7 +1,9 @@
 package disk
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
+	"github.com/kiln-dev/kiln/internal/rootlayers"
 	"github.com/kiln-dev/kiln/internal/testenv"
 )
 
@@ -36,8 +39,32 @@ func contents(t *testing.T) Contents {
 		}
 		return p
 	}
-	return Contents{RootFS: write("root.img", strings.Repeat("r", 4096)), Bootloader: write("boot.efi", "MZ systemd-boot"),
-		Kernel: write("vmlinuz", strings.Repeat("k", 100000)), Initrd: []byte("initramfs")}
+	return Contents{Root: []string{write("base.img", string(fakeSquashfs('b', 5000))), write("top.img", string(fakeSquashfs('t', 4096)))},
+		Bootloader: write("boot.efi", "MZ systemd-boot"), Kernel: write("vmlinuz", strings.Repeat("k", 100000)), Initrd: []byte("initramfs")}
+}
+
+// fakeSquashfs is a stand-in for a squashfs image of used bytes: a superblock that says so,
+// filled with fill and padded to rootlayers.Align as mksquashfs pads.
+func fakeSquashfs(fill byte, used int) []byte {
+	b := bytes.Repeat([]byte{fill}, (used+rootlayers.Align-1)/rootlayers.Align*rootlayers.Align)
+	binary.LittleEndian.PutUint32(b[0:], 0x73717368)
+	binary.LittleEndian.PutUint16(b[20:], 6)
+	binary.LittleEndian.PutUint64(b[40:], uint64(used))
+	return b
+}
+
+// wantRoot is the root slot contents holds: its layers, each where rootlayers puts it.
+func wantRoot(t *testing.T, c Contents) []byte {
+	t.Helper()
+	var b []byte
+	for _, l := range c.Root {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, data...)
+	}
+	return b
 }
 
 // extract copies [off, off+size) of img into a file of its own.
@@ -82,8 +109,12 @@ func TestWriteIsAcceptedByStandardTools(t *testing.T) {
 	esp := pl.Partition(plan.LabelESP)
 	testenv.Run(t, "fsck.fat", "-n", extract(t, out, esp.Start, esp.Size))
 	root := pl.Partition(plan.LabelRootA)
-	if got, _ := os.ReadFile(extract(t, out, root.Start, 4096)); string(got) != strings.Repeat("r", 4096) {
-		t.Errorf("root slot does not start with the root image")
+	want := wantRoot(t, c)
+	if got, _ := os.ReadFile(extract(t, out, root.Start, int64(len(want)))); !bytes.Equal(got, want) {
+		t.Errorf("root slot does not start with the base layer, the top after it at a 4 KiB boundary")
+	}
+	if layers, err := rootlayers.Read(bytes.NewReader(want), root.Size); err != nil || len(layers) != 2 || layers[1].Off != 8192 || layers[1].Len != 4096 {
+		t.Errorf("rootlayers.Read(root slot) = %+v, %v, want the top at 8192, 4096 bytes", layers, err)
 	}
 	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok {
 		t.Logf("SOURCE_DATE_EPOCH=%s in the test's environment", v)
@@ -126,7 +157,7 @@ func TestFailedWriteLeavesNothing(t *testing.T) {
 	out := filepath.Join(dir, "a.raw")
 	pl := smallPlan(t, out)
 	big := contents(t)
-	if err := os.Truncate(big.RootFS, pl.Partition(plan.LabelRootA).Size+1); err != nil {
+	if err := os.WriteFile(big.Root[1], fakeSquashfs('t', int(pl.Partition(plan.LabelRootA).Size)-8192+1), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	missing := contents(t)

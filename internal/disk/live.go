@@ -57,7 +57,7 @@ const maxCpioFile = 1<<32 - 1
 // writeLive writes the plan's live media from the raw image at raw: the image is packed once,
 // then each medium is written through a temporary file or directory beside it.
 func writeLive(ctx context.Context, pl plan.Plan, c Contents, raw string, lives []plan.Output) error {
-	st, err := os.Stat(c.RootFS)
+	_, rootLen, err := rootOffsets(c.Root)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func writeLive(ctx context.Context, pl plan.Plan, c Contents, raw string, lives 
 	if err := os.Mkdir(packed, 0o755); err != nil {
 		return err
 	}
-	root := imagefile.Extent{Off: pl.Partition(plan.LabelRootA).Start, Len: st.Size()}
+	root := imagefile.Extent{Off: pl.Partition(plan.LabelRootA).Start, Len: rootLen}
 	vp := pl.Partition(plan.LabelVar)
 	if _, err := imagefile.Pack(raw, packed, root, imagefile.Extent{Off: vp.Start, Len: vp.Size}); err != nil {
 		return fmt.Errorf("packing the disk image: %w", err)

@@ -83,7 +83,7 @@ func TestLiveMediaCarryTheImage(t *testing.T) {
 		testenv.Run(t, "xorriso", "-osirrox", "on", "-indev", iso.Path, "-extract", "/"+LiveDir, ext)
 		if b, m := unpacked(t, ext); !bytes.Equal(b, raw) {
 			t.Errorf("the ISO's packed image does not read back as the raw image")
-		} else if root := b[pl.Partition(plan.LabelRootA).Start:]; !bytes.HasPrefix(root, []byte(strings.Repeat("r", 4096))) || m.Root.Len != 4096 {
+		} else if root := b[pl.Partition(plan.LabelRootA).Start:]; !bytes.HasPrefix(root, wantRoot(t, c)) || m.Root.Len != 8192+4096 {
 			t.Errorf("root slot in the unpacked image, or the map's root %+v, is not the root file system", m.Root)
 		}
 		report := testenv.Run(t, "xorriso", "-indev", iso.Path, "-report_el_torito", "plain")

@@ -6,12 +6,13 @@
 package inspect
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/kiln-dev/kiln/internal/rootlayers"
 )
 
 // Report is what an image holds.
@@ -22,7 +23,7 @@ type Report struct {
 	Partitions []Partition
 	ESPFiles   []File
 	Entries    map[string]string // boot entry path -> contents
-	Root       *Squashfs
+	Root       *Root
 }
 
 // Partition is one GPT entry.
@@ -41,14 +42,12 @@ type File struct {
 	Size int64
 }
 
-// Squashfs summarises a squashfs superblock.
-type Squashfs struct {
-	Partition   string
-	Inodes      uint32
-	BytesUsed   uint64
-	BlockSize   uint32
-	Compression string
-	MkfsTime    uint32
+// Root is the first root slot's layers (rootlayers): the base and the top squashfs images,
+// or what could be read of them and why the rest could not.
+type Root struct {
+	Partition string
+	Layers    []rootlayers.Layer
+	Problem   string `json:",omitempty"`
 }
 
 // The partition types inspect reads (Discoverable Partitions Specification).
@@ -82,8 +81,8 @@ func Image(path string) (*Report, error) {
 				return nil, fmt.Errorf("reading the ESP of %s: %w", path, err)
 			}
 		case typeRootX8:
-			if sq, err := readSquashfs(f, p); err == nil && r.Root == nil {
-				r.Root = sq
+			if root := readRoot(f, p); root != nil && r.Root == nil {
+				r.Root = root
 			}
 		}
 	}
@@ -116,23 +115,16 @@ func readESP(img io.ReaderAt, p Partition, r *Report) error {
 	return err
 }
 
-var compressions = map[uint16]string{1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
-
-// readSquashfs reads the superblock at the start of partition p.
-func readSquashfs(f io.ReaderAt, p Partition) (*Squashfs, error) {
-	sb := make([]byte, 96)
-	if _, err := f.ReadAt(sb, p.Start); err != nil {
-		return nil, err
+// readRoot reads the layers of the root slot p: nil when it holds no squashfs at all.
+func readRoot(f io.ReaderAt, p Partition) *Root {
+	slot := io.NewSectionReader(f, p.Start, p.Size)
+	layers, err := rootlayers.Read(slot, p.Size)
+	if err == nil {
+		return &Root{Partition: p.Label, Layers: layers}
 	}
-	if binary.LittleEndian.Uint32(sb[0:4]) != 0x73717368 {
-		return nil, fmt.Errorf("no squashfs")
+	sb, sbErr := rootlayers.ReadSuperblock(slot, 0)
+	if sbErr != nil {
+		return nil
 	}
-	return &Squashfs{
-		Partition:   p.Label,
-		Inodes:      binary.LittleEndian.Uint32(sb[4:8]),
-		MkfsTime:    binary.LittleEndian.Uint32(sb[8:12]),
-		BlockSize:   binary.LittleEndian.Uint32(sb[12:16]),
-		Compression: compressions[binary.LittleEndian.Uint16(sb[20:22])],
-		BytesUsed:   binary.LittleEndian.Uint64(sb[40:48]),
-	}, nil
+	return &Root{Partition: p.Label, Layers: []rootlayers.Layer{{Len: int64(sb.BytesUsed), Superblock: sb}}, Problem: err.Error()}
 }

@@ -83,6 +83,11 @@ func writeImage(t *testing.T) *testImage {
 	m.put32(sb+4, 42)
 	m.put32(sb+12, 128<<10)
 	m.write(sb+20, []byte{6, 0})
+	m.put64(sb+40, 5000) // the base's bytes, the top at the next 4 KiB
+	m.put32(sb+8192, 0x73717368)
+	m.put32(sb+8192+4, 7)
+	m.write(sb+8192+20, []byte{6, 0})
+	m.put64(sb+8192+40, 4096)
 	m.undo = nil
 	return m
 }
@@ -148,8 +153,9 @@ func TestImage(t *testing.T) {
 			t.Errorf("Image() entry %s = %q, want %q", e, r.Entries[e], espFiles[e])
 		}
 	}
-	if r.Root == nil || r.Root.Inodes != 42 || r.Root.Compression != "zstd" || r.Root.Partition != "root-a" {
-		t.Errorf("Image() root = %+v", r.Root)
+	if r.Root == nil || r.Root.Partition != "root-a" || r.Root.Problem != "" || len(r.Root.Layers) != 2 ||
+		r.Root.Layers[0].Inodes != 42 || r.Root.Layers[0].Compression != "zstd" || r.Root.Layers[1].Off != 8192 || r.Root.Layers[1].Inodes != 7 {
+		t.Errorf("Image() root = %+v, want the base (42 inodes, zstd) and the top at 8192 (7 inodes)", r.Root)
 	}
 }
 

@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"github.com/kiln-dev/kiln/internal/rootlayers"
+
 	"fmt"
 	"sort"
 	"strings"
@@ -30,9 +32,14 @@ func (r *Report) String() string {
 		}
 	}
 	if r.Root != nil {
-		fmt.Fprintf(&b, "\nroot filesystem (%s): squashfs, %s, %d inodes, %d MiB, block %d KiB, made %s\n",
-			r.Root.Partition, r.Root.Compression, r.Root.Inodes, r.Root.BytesUsed>>20, r.Root.BlockSize>>10,
-			time.Unix(int64(r.Root.MkfsTime), 0).UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "\nroot filesystem (%s): squashfs layers, the top over the base:\n", r.Root.Partition)
+		for i, l := range r.Root.Layers {
+			fmt.Fprintf(&b, "  %-4s at %d KiB: %s, %d inodes, %d KiB, block %d KiB, made %s\n", rootlayers.Names[i], l.Off>>10,
+				l.Compression, l.Inodes, l.BytesUsed>>10, l.BlockSize>>10, time.Unix(int64(l.MkfsTime), 0).UTC().Format(time.RFC3339))
+		}
+		if r.Root.Problem != "" {
+			fmt.Fprintf(&b, "  %s\n", r.Root.Problem)
+		}
 	}
 	return b.String()
 }

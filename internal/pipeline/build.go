@@ -7,8 +7,10 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,45 +160,29 @@ func Build(ctx context.Context, o Options) (plan.Plan, error) {
 }
 
 // build runs the stages after planning, in work: what the outputs are written from comes from
-// the build cache when an earlier build made it from the same plan, and is made otherwise.
+// the build cache where an earlier build made it from the same inputs, and is made otherwise.
 func build(ctx context.Context, o Options, p *Planned, work string) error {
 	pl := p.Plan
-	cache, key, err := openBuildCache(ctx, o.CacheDir, pl)
+	cc, err := openCaches(ctx, o.CacheDir, pl)
 	if err != nil {
 		return err
 	}
-	var m made
-	hit := false
-	if cache != nil {
-		e, ok, err := cache.Get(key)
-		var bad *buildcache.CorruptError
-		switch {
-		case errors.As(err, &bad):
-			o.warn(bad.Error())
-		case err != nil:
-			return err
-		case ok:
-			defer e.Release()
-			m, hit = madeFrom(e.Files), true
-			o.step("reusing the root file system, var file system and initramfs built before (%.12s)", key)
-		}
-	}
-	if !hit {
-		if m, err = makeAll(ctx, o, p, work); err != nil {
+	defer cc.release()
+	m, ok := cc.whole(o)
+	if ok {
+		o.step("reusing the root file system, var file system and initramfs built before (%.12s)", cc.key)
+	} else {
+		if m, err = makeAll(ctx, o, p, work, cc); err != nil {
 			return err
 		}
-		if cache != nil {
-			if err := cache.Put(key, m.files()); err != nil {
-				o.warn(err.Error() + " (the build goes on without caching)")
-			}
-		}
+		cc.put(o, buildcache.Builds, cc.key, m.files())
 	}
 	initramfs, err := os.ReadFile(m.initrd)
 	if err != nil {
 		return err
 	}
 	o.step("writing %d outputs", len(pl.Outputs))
-	err = disk.Write(ctx, pl, disk.Contents{RootFS: m.rootFS, Var: m.varFS, Bootloader: m.bootloader, Kernel: m.kernel, Initrd: initramfs})
+	err = disk.Write(ctx, pl, disk.Contents{Root: []string{m.base, m.top}, Var: m.varFS, Bootloader: m.bootloader, Kernel: m.kernel, Initrd: initramfs})
 	var small *disk.SlotTooSmallError
 	if errors.As(err, &small) {
 		return p.Recipe.Problem("disk.root", "%s is too small: the root filesystem needs %s",
@@ -205,44 +191,130 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 	return err
 }
 
-// made is what the outputs are written from, as files: what the build cache keeps.
+// made is what the outputs are written from, as files.
 type made struct {
-	rootFS, varFS, initrd, kernel, bootloader string
+	base, top, varFS, initrd, kernel, bootloader string
+	baseKey, varKey                              string
+	keys                                         string // the file of the two keys (keysName)
 }
 
-var madeNames = [...]string{"root.squashfs", "var.ext4", "initrd.img", "vmlinuz", "bootloader.efi"}
+// What a whole build's cache entry holds: its own files, and the keys of the base and var
+// entries it was made with (in keysName).
+var madeNames = [...]string{"top.squashfs", "initrd.img", "vmlinuz", "bootloader.efi"}
+
+const keysName = "parts.json"
 
 func (m made) files() map[string]string {
-	return map[string]string{madeNames[0]: m.rootFS, madeNames[1]: m.varFS, madeNames[2]: m.initrd, madeNames[3]: m.kernel, madeNames[4]: m.bootloader}
+	return map[string]string{madeNames[0]: m.top, madeNames[1]: m.initrd, madeNames[2]: m.kernel, madeNames[3]: m.bootloader, keysName: m.keys}
 }
 
-func madeFrom(f map[string]string) made {
-	return made{f[madeNames[0]], f[madeNames[1]], f[madeNames[2]], f[madeNames[3]], f[madeNames[4]]}
+// caches are the build cache's three kinds of entries and the keys of this build's parts;
+// nil caches (--cache-dir -) find and keep nothing.
+type caches struct {
+	dir                string
+	builds, bases, vrs *buildcache.Cache
+	key, baseKey       string
+	self, tools        string
+	releases           []func()
 }
 
-// openBuildCache opens the build cache in dir ("" the default, "-" none: nil) and computes the
-// plan's key.
-func openBuildCache(ctx context.Context, dir string, pl plan.Plan) (*buildcache.Cache, string, error) {
+// openCaches opens the build cache in dir ("" the default, "-" none) and computes the plan's
+// keys.
+func openCaches(ctx context.Context, dir string, pl plan.Plan) (*caches, error) {
+	cc := &caches{}
 	if dir == "-" {
-		return nil, "", nil
+		return cc, nil
 	}
 	if dir == "" {
 		var err error
 		if dir, err = oci.DefaultCacheDir(); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	}
-	c, err := buildcache.Open(dir)
-	if err != nil {
-		return nil, "", err
+	for kind, c := range map[string]**buildcache.Cache{buildcache.Builds: &cc.builds, buildcache.Bases: &cc.bases, buildcache.Vars: &cc.vrs} {
+		var err error
+		if *c, err = buildcache.Open(dir, kind); err != nil {
+			return nil, err
+		}
 	}
 	self, err := executableDigest()
 	if err != nil {
-		return nil, "", fmt.Errorf("build cache: %w", err)
+		return nil, fmt.Errorf("build cache: %w", err)
 	}
-	key, err := buildcache.Key(pl, self, disk.Tools(ctx))
-	return c, key, err
+	cc.self, cc.tools = self, disk.Tools(ctx)
+	cc.baseKey = buildcache.BaseKey(pl, cc.self, cc.tools)
+	cc.key, err = buildcache.Key(pl, cc.self, cc.tools)
+	return cc, err
 }
+
+// get returns the files of c's entry key, held until release; a damaged entry is reported and
+// counts as none.
+func (cc *caches) get(o Options, c *buildcache.Cache, key string) (map[string]string, bool) {
+	if c == nil {
+		return nil, false
+	}
+	e, ok, err := c.Get(key)
+	if err != nil {
+		o.warn(err.Error())
+		return nil, false
+	}
+	if ok {
+		cc.releases = append(cc.releases, e.Release)
+	}
+	return e.Files, ok
+}
+
+// put keeps files as kind's entry key; a failure is reported and the build goes on.
+func (cc *caches) put(o Options, kind, key string, files map[string]string) {
+	c := map[string]*buildcache.Cache{buildcache.Builds: cc.builds, buildcache.Bases: cc.bases, buildcache.Vars: cc.vrs}[kind]
+	if c == nil {
+		return
+	}
+	if err := c.Put(key, files); err != nil {
+		o.warn(err.Error() + " (the build goes on without caching)")
+	}
+}
+
+// release lets go of the entries this build read, then prunes each kind.
+func (cc *caches) release() {
+	for _, r := range cc.releases {
+		r()
+	}
+	for _, c := range []*buildcache.Cache{cc.builds, cc.bases, cc.vrs} {
+		if c != nil {
+			c.Prune()
+		}
+	}
+}
+
+// whole returns what an earlier build of the same plan made, with the base and var entries it
+// was made with; ok is false when any of them is missing.
+func (cc *caches) whole(o Options) (made, bool) {
+	f, ok := cc.get(o, cc.builds, cc.key)
+	if !ok {
+		return made{}, false
+	}
+	var keys struct{ Base, Var string }
+	if raw, err := os.ReadFile(f[keysName]); err != nil || json.Unmarshal(raw, &keys) != nil {
+		return made{}, false
+	}
+	m := made{top: f[madeNames[0]], initrd: f[madeNames[1]], kernel: f[madeNames[2]], bootloader: f[madeNames[3]], baseKey: keys.Base, varKey: keys.Var}
+	b, ok := cc.get(o, cc.bases, keys.Base)
+	if !ok {
+		return made{}, false
+	}
+	v, ok := cc.get(o, cc.vrs, keys.Var)
+	if !ok {
+		return made{}, false
+	}
+	m.base, m.varFS = b[baseName], v[varName]
+	return m, true
+}
+
+const (
+	baseName = "base.squashfs"
+	varName  = "var.ext4"
+)
 
 // executableDigest is the running kiln's sha256, for the build cache's key: any change to the
 // code that makes an image changes it.
@@ -254,42 +326,158 @@ var executableDigest = sync.OnceValues(func() (string, error) {
 	return pin.FileSHA256(p)
 })
 
-// makeAll lays out the root, checks it, makes the var file system, the initramfs and the root
-// file system image, in work.
-func makeAll(ctx context.Context, o Options, p *Planned, work string) (made, error) {
-	pl, staging := p.Plan, filepath.Join(work, "root")
-	o.step("flattening %d images", len(p.Inputs.Images))
-	boot, err := rootfs.Lay(ctx, pl, images(p.Inputs.Images), staging)
+// makeAll lays out the root as its two layers, checks it, makes the var file system, the
+// initramfs and the layers' images, in work. The base layer and the var file system come from
+// the build cache when it has them.
+func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches) (m made, err error) {
+	pl := p.Plan
+	m.baseKey = cc.baseKey
+	base, ok := cc.get(o, cc.bases, cc.baseKey)
+	lower := filepath.Join(work, "base")
+	if ok {
+		o.step("reusing the root's base layer (%.12s)", cc.baseKey)
+		m.base = base[baseName]
+		unmount, err := rootfs.MountImage(ctx, m.base, lower)
+		if err != nil {
+			return made{}, err
+		}
+		defer func() { err = errors.Join(err, unmount()) }()
+	} else {
+		o.step("flattening %d images", len(p.Inputs.Images))
+		if err := os.Mkdir(lower, 0o755); err != nil {
+			return made{}, err
+		}
+		if err := rootfs.Flatten(ctx, images(p.Inputs.Images), lower); err != nil {
+			return made{}, fmt.Errorf("flattening images: %w", err)
+		}
+	}
+	root, err := rootfs.Merge(lower, filepath.Join(work, "root"))
 	if err != nil {
 		return made{}, err
 	}
-	if err := check.Check(ctx, p.Recipe, pl, boot, staging, p.Inputs.Preload); err != nil {
-		return made{}, err
-	}
-	o.step("making the var file system (%d preloaded images)", len(p.Inputs.Preload))
-	varTree, err := preload.Tree(ctx, pl, staging, work, p.Inputs.Preload)
+	defer func() { err = errors.Join(err, root.Close()) }()
+	o.step("laying %d overlays and %d files over it", len(pl.Overlays), len(pl.Files))
+	boot, err := root.Lay(pl)
 	if err != nil {
 		return made{}, err
 	}
-	m := made{varFS: filepath.Join(work, "var.ext4"), initrd: filepath.Join(work, "initrd.img"),
-		rootFS: filepath.Join(work, "root.squashfs"), kernel: boot.Kernel, bootloader: boot.Bootloader}
-	if err := disk.MakeVar(ctx, pl, varTree, m.varFS, work, pl.Partition(plan.LabelVar).Size); err != nil {
+	cachedVar, err := findVar(o, p, root, cc, &m)
+	if err != nil {
 		return made{}, err
 	}
+	// A cached var file system was made by a build whose check of the same preloaded images
+	// against the same Kubernetes node passed (VarKey holds both): reading their binaries'
+	// versions again is most of a small rebuild's time.
+	checkImages := p.Inputs.Preload
+	if cachedVar {
+		checkImages = nil
+	}
+	// The initramfs only reads the root: it is made while the root is checked.
 	o.step("making the initramfs (kernel %s)", boot.KernelVersion)
-	initramfs, err := initrd.Build(initrd.Spec{Init: o.Init, ModulesDir: boot.ModulesDir, KernelVersion: boot.KernelVersion,
-		Modules: pl.Initrd.Modules, Drivers: pl.Initrd.Drivers})
+	var initramfs []byte
+	var initrdErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		initramfs, initrdErr = initrd.Build(initrd.Spec{Init: o.Init, ModulesDir: boot.ModulesDir, KernelVersion: boot.KernelVersion,
+			Modules: pl.Initrd.Modules, Drivers: pl.Initrd.Drivers})
+	})
+	err = check.Check(ctx, p.Recipe, pl, boot, root.Dir, checkImages)
+	wg.Wait()
 	if err != nil {
-		return made{}, fmt.Errorf("making the initramfs: %w", err)
+		return made{}, err
 	}
+	if initrdErr != nil {
+		return made{}, fmt.Errorf("making the initramfs: %w", initrdErr)
+	}
+	if !cachedVar {
+		if err := makeVar(ctx, o, p, work, root, cc, &m); err != nil {
+			return made{}, err
+		}
+	}
+	if err := preload.MarkRoot(pl, root.Dir, p.Inputs.Preload); err != nil {
+		return made{}, err
+	}
+	m.initrd, m.kernel, m.bootloader = filepath.Join(work, "initrd.img"), filepath.Join(work, "vmlinuz"), filepath.Join(work, "bootloader.efi")
 	if err := os.WriteFile(m.initrd, initramfs, 0o644); err != nil {
 		return made{}, err
 	}
-	o.step("packing the root filesystem")
-	if err := disk.MakeSquashfs(ctx, staging, m.rootFS, pl.SourceDateEpoch); err != nil {
+	// The boot files are read from the merged tree, which goes when it is unmounted.
+	for dst, src := range map[string]string{m.kernel: boot.Kernel, m.bootloader: boot.Bootloader} {
+		if err := copyFile(src, dst); err != nil {
+			return made{}, err
+		}
+	}
+	if err := root.Close(); err != nil {
 		return made{}, err
 	}
-	return m, nil
+	o.step("packing the root's top layer")
+	m.top = filepath.Join(work, madeNames[0])
+	if err := disk.MakeSquashfs(ctx, root.Top, m.top, pl.SourceDateEpoch); err != nil {
+		return made{}, err
+	}
+	if m.base == "" {
+		o.step("packing the root's base layer")
+		m.base = filepath.Join(work, baseName)
+		if err := disk.MakeSquashfs(ctx, lower, m.base, pl.SourceDateEpoch); err != nil {
+			return made{}, err
+		}
+		cc.put(o, buildcache.Bases, m.baseKey, map[string]string{baseName: m.base})
+	}
+	keys, _ := json.Marshal(struct{ Base, Var string }{m.baseKey, m.varKey})
+	m.keys = filepath.Join(work, keysName)
+	return m, os.WriteFile(m.keys, keys, 0o644)
+}
+
+// findVar computes the var file system's key and takes it from the build cache when it is
+// there.
+func findVar(o Options, p *Planned, root *rootfs.Merged, cc *caches, m *made) (bool, error) {
+	topVar, err := rootfs.DigestDir(filepath.Join(root.Top, "var"))
+	if err != nil {
+		return false, err
+	}
+	if m.varKey, err = buildcache.VarKey(p.Plan, cc.self, cc.tools, m.baseKey, topVar); err != nil {
+		return false, err
+	}
+	v, ok := cc.get(o, cc.vrs, m.varKey)
+	if ok {
+		o.step("reusing the var file system (%.12s)", m.varKey)
+		m.varFS = v[varName]
+	}
+	return ok, nil
+}
+
+// makeVar makes the var file system from the merged root's /var and the preloaded images.
+func makeVar(ctx context.Context, o Options, p *Planned, work string, root *rootfs.Merged, cc *caches, m *made) error {
+	pl := p.Plan
+	o.step("making the var file system (%d preloaded images)", len(p.Inputs.Preload))
+	tree, err := preload.Tree(ctx, pl, root.Dir, work, p.Inputs.Preload)
+	if err != nil {
+		return err
+	}
+	m.varFS = filepath.Join(work, varName)
+	if err := disk.MakeVar(ctx, pl, tree, m.varFS, work, pl.Partition(plan.LabelVar).Size); err != nil {
+		return err
+	}
+	cc.put(o, buildcache.Vars, m.varKey, map[string]string{varName: m.varFS})
+	return nil
+}
+
+// copyFile copies the regular file src to dst.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func images(rs []oci.Resolved) []v1.Image {

@@ -29,6 +29,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/inspect"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/recipe"
+	"github.com/kiln-dev/kiln/internal/rootlayers"
 	"github.com/kiln-dev/kiln/internal/testenv"
 )
 
@@ -270,7 +271,7 @@ type lsEntry struct{ mode, owner, target string }
 func TestRootMatchesFlattenedTree(t *testing.T) {
 	f, out, pl := builtFixture(t)
 	root := partition(t, out, plan.LabelRootA)
-	got := listSquashfs(t, testenv.Run(t, "unsquashfs", "-lln", root))
+	got := listTree(t, mergedRoot(t, root))
 	want := expectedTree(t, f, pl)
 	var paths []string
 	for p := range want {
@@ -287,7 +288,7 @@ func TestRootMatchesFlattenedTree(t *testing.T) {
 			t.Errorf("%s: squashfs has %+v, the flattened tree has %+v", p, got[p], want[p])
 		}
 	}
-	// Hard links and file capabilities do not show in a listing: extract and look.
+	// Hard links and file capabilities do not show in a listing: extract the base and look.
 	x := filepath.Join(t.TempDir(), "x")
 	testenv.Run(t, "unsquashfs", "-d", x, root)
 	var a, b, c unix.Stat_t
@@ -304,18 +305,46 @@ func TestRootMatchesFlattenedTree(t *testing.T) {
 	}
 }
 
-// listSquashfs parses `unsquashfs -lln` into path -> entry.
-func listSquashfs(t *testing.T, out string) map[string]lsEntry {
+// mergedRoot mounts the root slot image's layers as kiln-init does — each squashfs read-only,
+// the top over the base in an overlayfs — and returns the merged tree.
+func mergedRoot(t *testing.T, slot string) string {
+	t.Helper()
+	f, err := os.Open(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	layers, err := rootlayers.Read(f, st.Size())
+	f.Close()
+	if err != nil {
+		t.Fatalf("the root slot's layers: %v", err)
+	}
+	dir := t.TempDir()
+	var lower []string
+	for i, l := range layers {
+		d := filepath.Join(dir, rootlayers.Names[i])
+		os.Mkdir(d, 0o755)
+		testenv.Run(t, "mount", "-t", "squashfs", "-o", fmt.Sprintf("loop,ro,offset=%d,sizelimit=%d", l.Off, l.Len), slot, d)
+		t.Cleanup(func() { testenv.Run(t, "umount", d) })
+		lower = append([]string{d}, lower...)
+	}
+	merged := filepath.Join(dir, "merged")
+	os.Mkdir(merged, 0o755)
+	testenv.Run(t, "mount", "-t", "overlay", "-o", "ro,lowerdir="+strings.Join(lower, ":"), "overlay", merged)
+	t.Cleanup(func() { testenv.Run(t, "umount", merged) })
+	return merged
+}
+
+// listTree lists the tree at dir as path -> entry (ls -l's mode, owner ids, link target).
+func listTree(t *testing.T, dir string) map[string]lsEntry {
+	t.Helper()
 	m := map[string]lsEntry{}
-	for _, l := range strings.Split(out, "\n") {
-		i := strings.Index(l, "squashfs-root")
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(l)
-		p, target, _ := strings.Cut(l[i+len("squashfs-root"):], " -> ")
-		if p == "" {
-			p = "/"
+	for _, l := range strings.Split(strings.TrimSpace(testenv.Run(t, "find", dir, "-printf", "%M %U/%G /%P\t%l\n")), "\n") {
+		head, target, _ := strings.Cut(l, "\t")
+		fields := strings.SplitN(head, " ", 3)
+		p := fields[2]
+		if p != "/" {
+			p = strings.TrimSuffix(p, "/")
 		}
 		m[p] = lsEntry{mode: fields[0], owner: fields[1], target: target}
 	}
@@ -471,10 +500,10 @@ func TestBuildCache(t *testing.T) {
 	needRoot(t)
 	f := newFixture(t, "")
 	cacheDir := t.TempDir()
-	build := func(want string) (steps, warnings []string) {
+	build := func(cache, want string) (steps, warnings []string) {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "img.raw")
-		_, err := Build(context.Background(), Options{Recipe: f.recipe, Output: out, CacheDir: cacheDir, Init: f.init,
+		_, err := Build(context.Background(), Options{Recipe: f.recipe, Output: out, CacheDir: cache, Init: f.init,
 			Progress: func(s string) { steps = append(steps, s) }, Warn: func(s string) { warnings = append(warnings, s) }})
 		if err != nil {
 			t.Fatal(err)
@@ -484,27 +513,28 @@ func TestBuildCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		if sum := fmt.Sprintf("%x", sha256.Sum256(b)); want != "" && sum != want {
-			t.Errorf("the image differs from the first build's: sha256 %s, want %s", sum, want)
+			t.Errorf("the image differs from the same inputs' build without the cache: sha256 %s, want %s", sum, want)
 		}
 		return append(steps, fmt.Sprintf("%x", sha256.Sum256(b))), warnings
 	}
 	ran := func(steps []string, prefix string) bool {
 		return slices.ContainsFunc(steps, func(s string) bool { return strings.HasPrefix(s, prefix) })
 	}
-	cold, _ := build("")
-	sum := cold[len(cold)-1]
-	for _, s := range []string{"flattening", "making the var file system", "making the initramfs", "packing the root filesystem", "writing"} {
+	fresh, _ := build("-", "")
+	sum := fresh[len(fresh)-1]
+	cold, _ := build(cacheDir, sum)
+	for _, s := range []string{"flattening", "laying", "making the var file system", "making the initramfs", "packing the root's top layer", "packing the root's base layer", "writing"} {
 		if !ran(cold, s) {
 			t.Errorf("cold build: no %q step in %q", s, cold)
 		}
 	}
-	warm, _ := build(sum)
-	if !ran(warm, "reusing the root file system") || ran(warm, "flattening") || ran(warm, "packing") || ran(warm, "making") {
+	warm, _ := build(cacheDir, sum)
+	if !ran(warm, "reusing the root file system") || ran(warm, "flattening") || ran(warm, "packing") || ran(warm, "making") || ran(warm, "laying") {
 		t.Errorf("warm build ran %q, want only the cache's reuse and the outputs", warm)
 	}
-	entries, _ := filepath.Glob(filepath.Join(cacheDir, "builds", "*", "root.squashfs"))
+	entries, _ := filepath.Glob(filepath.Join(cacheDir, "build-cache", "bases", "*", "base.squashfs"))
 	if len(entries) != 1 {
-		t.Fatalf("cache entries: %v, want one", entries)
+		t.Fatalf("base layer entries: %v, want one", entries)
 	}
 	fd, err := os.OpenFile(entries[0], os.O_WRONLY, 0)
 	if err != nil {
@@ -512,19 +542,35 @@ func TestBuildCache(t *testing.T) {
 	}
 	fd.WriteAt([]byte{0xff}, 100)
 	fd.Close()
-	again, warnings := build(sum)
-	if !ran(again, "flattening") || ran(again, "reusing") {
-		t.Errorf("build over a damaged entry ran %q, want every stage", again)
+	again, warnings := build(cacheDir, sum)
+	if !ran(again, "flattening") || ran(again, "reusing the root") {
+		t.Errorf("build over a damaged base entry ran %q, want the base flattened and packed again", again)
 	}
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "root.squashfs has sha256") {
-		t.Errorf("warnings over a damaged entry: %q, want one naming root.squashfs", warnings)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "base.squashfs has sha256") {
+		t.Errorf("warnings over a damaged entry: %q, want one naming base.squashfs", warnings)
 	}
-	warm, _ = build(sum)
+	warm, _ = build(cacheDir, sum)
 	if ran(warm, "flattening") {
 		t.Errorf("the entry made again was not used: %q", warm)
 	}
+	// A changed file or overlay makes the top layer and the initramfs again, nothing else; the
+	// image is the one a build without the cache makes.
 	os.WriteFile(filepath.Join(f.dir, "overlay", "etc", "overlay.conf"), []byte("changed\n"), 0o644)
-	if changed, _ := build(""); !ran(changed, "flattening") {
-		t.Errorf("a changed overlay reused the cache: %q", changed)
+	fresh, _ = build("-", "")
+	changed, _ := build(cacheDir, fresh[len(fresh)-1])
+	for _, s := range []string{"reusing the root's base layer", "reusing the var file system", "laying", "packing the root's top layer", "writing"} {
+		if !ran(changed, s) {
+			t.Errorf("build after an overlay changed: no %q step in %q", s, changed)
+		}
+	}
+	if ran(changed, "flattening") || ran(changed, "making the var") || ran(changed, "packing the root's base") {
+		t.Errorf("build after an overlay changed made the base or var again: %q", changed)
+	}
+	// One under /var makes the var file system again too.
+	os.MkdirAll(filepath.Join(f.dir, "overlay", "var", "lib", "extra"), 0o755)
+	os.WriteFile(filepath.Join(f.dir, "overlay", "var", "lib", "extra", "state"), []byte("x\n"), 0o644)
+	fresh, _ = build("-", "")
+	if changed, _ := build(cacheDir, fresh[len(fresh)-1]); !ran(changed, "making the var file system") || ran(changed, "flattening") {
+		t.Errorf("build after the overlay's /var changed: %q, want var made again over the cached base", changed)
 	}
 }

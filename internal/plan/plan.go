@@ -199,7 +199,7 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline)
 	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
-	pl.VarFS = VarFS{UUID: strings.ToLower(derivedGUID(pl.ID, "var-fs")), FreshLabel: guestlink.VarFreshLabel, Preload: countRole(pl.Inputs, "preload")}
+	pl.VarFS = VarFS{UUID: strings.ToLower(derivedGUID(pl.imageDigest(), "var-fs")), FreshLabel: guestlink.VarFreshLabel, Preload: countRole(pl.Inputs, "preload")}
 	pl.Outputs = outputs(r.Recipe.Outputs, output)
 	for i, o := range r.Recipe.Outputs {
 		if contains(recipe.LiveFormats, o.Format) {
@@ -271,6 +271,18 @@ func (pl Plan) inputDigest() string {
 	}
 	for _, f := range pl.Files {
 		fmt.Fprintf(h, "file %s %s\n", f.Path, f.SHA256)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// imageDigest is a sha256 of the plan's images and epoch alone: the var file system's identity
+// seed, so that changing a file or a setting does not change its bytes (and the build cache
+// keeps it).
+func (pl Plan) imageDigest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "epoch %d\n", pl.SourceDateEpoch)
+	for _, in := range pl.Inputs {
+		fmt.Fprintf(h, "image %s %s\n", in.Role, in.Digest)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

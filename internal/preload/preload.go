@@ -247,7 +247,7 @@ func copyFile(w io.Writer, p string) error {
 
 // Tree lays out the var file system's tree in work and returns its path: a copy of the root's
 // /var and, for a node that preloads images, containerd's store holding them and the digest
-// of the set, which the plan also writes into the root (plan.MadePreloadDigest).
+// of the set, which MarkRoot writes into the root too.
 func Tree(ctx context.Context, pl plan.Plan, staging, work string, imgs []oci.Resolved) (string, error) {
 	tree := filepath.Join(work, "var")
 	if err := os.MkdirAll(tree, 0o755); err != nil {
@@ -259,21 +259,31 @@ func Tree(ctx context.Context, pl plan.Plan, staging, work string, imgs []oci.Re
 			return "", fmt.Errorf("copying the root's /var: %w: %s", err, bytes.TrimSpace(out))
 		}
 	}
-	digestPath := pl.MadePath(plan.MadePreloadDigest)
-	if digestPath == "" {
+	if pl.MadePath(plan.MadePreloadDigest) == "" {
 		return tree, nil
 	}
 	if err := Store(ctx, filepath.Join(tree, StoreDir), work, imgs, time.Unix(pl.SourceDateEpoch, 0)); err != nil {
 		return "", err
 	}
-	d := []byte(Digest(imgs) + "\n")
-	for _, p := range []string{filepath.Join(staging, digestPath), filepath.Join(tree, strings.TrimPrefix(kubenode.PreloadedFile, "/var/"))} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(p, d, 0o644); err != nil {
-			return "", err
-		}
+	if err := writeDigest(filepath.Join(tree, strings.TrimPrefix(kubenode.PreloadedFile, "/var/")), imgs); err != nil {
+		return "", err
 	}
 	return tree, nil
+}
+
+// MarkRoot writes the digest of the preloaded images into the root laid out at staging, where
+// the plan has it made, so the node can tell that its var file system holds them.
+func MarkRoot(pl plan.Plan, staging string, imgs []oci.Resolved) error {
+	p := pl.MadePath(plan.MadePreloadDigest)
+	if p == "" {
+		return nil
+	}
+	return writeDigest(filepath.Join(staging, p), imgs)
+}
+
+func writeDigest(p string, imgs []oci.Resolved) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte(Digest(imgs)+"\n"), 0o644)
 }

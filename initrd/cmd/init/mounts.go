@@ -2,14 +2,19 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"unsafe"
 
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-dev/kiln/internal/guestlink"
+	"github.com/kiln-dev/kiln/internal/imagefile"
+	"github.com/kiln-dev/kiln/internal/rootlayers"
 )
 
 const newRoot = "/newroot"
@@ -30,11 +35,50 @@ func mountKernelFS() error {
 
 func mkdir(p string) func() error { return func() error { return os.MkdirAll(p, 0o755) } }
 
+// mountRoot mounts the root slot dev at newRoot: its two squashfs layers (rootlayers), each
+// read-only under /run/kiln/root, merged by a read-only overlayfs with the top over the base.
 func mountRoot(dev string) error {
-	if _, err := mount.Mount(dev, newRoot, "squashfs", "", unix.MS_RDONLY, mkdir(newRoot)); err != nil {
+	layers, err := readRootLayers(dev)
+	if err != nil {
 		return fmt.Errorf("mounting root: %w", err)
 	}
+	var lower []string
+	for i, l := range layers {
+		src := dev
+		if l.Off != 0 {
+			if src, err = attachLoop(dev, imagefile.Extent{Off: l.Off, Len: l.Len}, true); err != nil {
+				return fmt.Errorf("mounting root %s layer: %w", rootlayers.Names[i], err)
+			}
+		}
+		dir := filepath.Join(rootLayersDir, rootlayers.Names[i])
+		if _, err := mount.Mount(src, dir, "squashfs", "", unix.MS_RDONLY, mkdir(dir)); err != nil {
+			return fmt.Errorf("mounting root %s layer (%s): %w", rootlayers.Names[i], src, err)
+		}
+		lower = append([]string{dir}, lower...)
+	}
+	opts := "lowerdir=" + strings.Join(lower, ":")
+	if _, err := mount.Mount("overlay", newRoot, "overlay", opts, unix.MS_RDONLY, mkdir(newRoot)); err != nil {
+		return fmt.Errorf("mounting root: merging its layers: %w", err)
+	}
+	say("root layers from %s: base %d MiB, top %d KiB", dev, layers[0].BytesUsed>>20, layers[1].BytesUsed>>10)
 	return nil
+}
+
+// rootLayersDir holds the root's layers, each mounted on its own; it moves to the real root
+// with /run.
+const rootLayersDir = "/run/kiln/root"
+
+func readRootLayers(dev string) ([]rootlayers.Layer, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, err
+	}
+	return rootlayers.Read(f, size)
 }
 
 // switchRoot moves the kernel filesystems under the new root and makes it "/". The rest of the
