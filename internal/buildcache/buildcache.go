@@ -40,9 +40,10 @@ const Keep = 4
 
 // The kinds of entries, each in a directory of its own.
 const (
-	Builds = "builds" // a whole build's small parts, by Key
-	Bases  = "bases"  // the root's base layer, by BaseKey
-	Vars   = "vars"   // the var file system, by VarKey
+	Builds  = "builds"  // a whole build's small parts, by Key
+	Bases   = "bases"   // the root's base layer, by BaseKey
+	Vars    = "vars"    // the var file system, by VarKey
+	Kernels = "kernels" // a kernel's decompressed image, by the sha256 of its bzImage
 )
 
 const manifestName = "manifest.json"

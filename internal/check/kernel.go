@@ -20,7 +20,7 @@ func kernelSettings(ctx context.Context, r *recipe.Loaded, n plan.Node, boot roo
 	if len(n.Modules) == 0 && len(n.Sysctls) == 0 {
 		return nil
 	}
-	k, err := kernel.Open(ctx, boot.Kernel, boot.ModulesDir)
+	k, err := kernel.Open(ctx, boot.Kernel, boot.Vmlinux, boot.ModulesDir)
 	if err != nil {
 		return fmt.Errorf("reading the base image's kernel: %w", err)
 	}

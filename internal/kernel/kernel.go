@@ -24,7 +24,35 @@ type Kernel struct {
 }
 
 // Open reads the kernel at vmlinuz and the modules directory; ctx stops the decompression.
-func Open(ctx context.Context, vmlinuz, modulesDir string) (*Kernel, error) {
+func Open(ctx context.Context, vmlinuz, vmlinux, modulesDir string) (*Kernel, error) {
+	var img []byte
+	var err error
+	if vmlinux != "" {
+		img, err = os.ReadFile(vmlinux)
+	} else {
+		img, err = readImage(ctx, vmlinuz)
+	}
+	if err != nil {
+		return nil, err
+	}
+	mods, err := kmod.Read(modulesDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Kernel{image: img, modules: mods, contents: map[string][]byte{}}, nil
+}
+
+// Decompress writes the decompressed image of the bzImage at vmlinuz to out, for Open to read
+// instead of decompressing it again.
+func Decompress(ctx context.Context, vmlinuz, out string) error {
+	img, err := readImage(ctx, vmlinuz)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, img, 0o644)
+}
+
+func readImage(ctx context.Context, vmlinuz string) ([]byte, error) {
 	raw, err := os.ReadFile(vmlinuz)
 	if err != nil {
 		return nil, err
@@ -33,11 +61,7 @@ func Open(ctx context.Context, vmlinuz, modulesDir string) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", filepath.Base(vmlinuz), err)
 	}
-	mods, err := kmod.Read(modulesDir)
-	if err != nil {
-		return nil, err
-	}
-	return &Kernel{image: img, modules: mods, contents: map[string][]byte{}}, nil
+	return img, nil
 }
 
 // decompress finds the xz payload of a bzImage and returns the vmlinux inside. Kernels use

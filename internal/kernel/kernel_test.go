@@ -44,37 +44,44 @@ func TestOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	k, err := Open(context.Background(), vmlinuz, mods)
-	if err != nil {
+	// Decompressed here or read from what Decompress wrote, the kernel knows the same.
+	vmlinux := filepath.Join(dir, "vmlinux")
+	if err := Decompress(context.Background(), vmlinuz, vmlinux); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]bool{"br_netfilter": true, "br-netfilter": true, "ext4": true, "snd": true, "nosuch": false} {
-		if got := k.HasModule(name); got != want {
-			t.Errorf("HasModule(%s) = %v, want %v", name, got, want)
-		}
-	}
-	for key, want := range map[string]string{
-		"net.ipv4.ip_forward":                 "",
-		"vm/swappiness":                       "",
-		"net.bridge.bridge-nf-call-iptables":  "br_netfilter",
-		"fs.nfs.nfs_congestion_kb":            "nfs",
-		"net.bridge.bridge-nf-call-ip6tables": "error", // only a module outside net/ has it
-		"fs.nfs.nfs_mountpoint_timeout":       "error",
-		"kernel":                              "error",
-	} {
-		got, err := k.SysctlOwner(key)
+	for _, pre := range []string{"", vmlinux} {
+		k, err := Open(context.Background(), vmlinuz, pre, mods)
 		if err != nil {
-			got = "error"
+			t.Fatal(err)
 		}
-		if got != want {
-			t.Errorf("SysctlOwner(%s) = %q (%v), want %q", key, got, err, want)
+		for name, want := range map[string]bool{"br_netfilter": true, "br-netfilter": true, "ext4": true, "snd": true, "nosuch": false} {
+			if got := k.HasModule(name); got != want {
+				t.Errorf("HasModule(%s) = %v, want %v", name, got, want)
+			}
+		}
+		for key, want := range map[string]string{
+			"net.ipv4.ip_forward":                 "",
+			"vm/swappiness":                       "",
+			"net.bridge.bridge-nf-call-iptables":  "br_netfilter",
+			"fs.nfs.nfs_congestion_kb":            "nfs",
+			"net.bridge.bridge-nf-call-ip6tables": "error", // only a module outside net/ has it
+			"fs.nfs.nfs_mountpoint_timeout":       "error",
+			"kernel":                              "error",
+		} {
+			got, err := k.SysctlOwner(key)
+			if err != nil {
+				got = "error"
+			}
+			if got != want {
+				t.Errorf("SysctlOwner(%s) = %q (%v), want %q", key, got, err, want)
+			}
 		}
 	}
-	if _, err := Open(context.Background(), vmlinuz, dir); err == nil || !strings.Contains(err.Error(), "modules.dep") {
+	if _, err := Open(context.Background(), vmlinuz, "", dir); err == nil || !strings.Contains(err.Error(), "modules.dep") {
 		t.Errorf("Open without modules.dep = %v, want an error naming it", err)
 	}
 	os.WriteFile(vmlinuz, bytes.Repeat([]byte("x"), 64), 0o644)
-	if _, err := Open(context.Background(), vmlinuz, mods); err == nil || !strings.Contains(err.Error(), "no xz payload") {
+	if _, err := Open(context.Background(), vmlinuz, "", mods); err == nil || !strings.Contains(err.Error(), "no xz payload") {
 		t.Errorf("Open of a kernel without xz = %v", err)
 	}
 }

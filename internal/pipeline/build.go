@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/buildcache"
 	"github.com/kiln-dev/kiln/internal/check"
 	"github.com/kiln-dev/kiln/internal/disk"
+	"github.com/kiln-dev/kiln/internal/kernel"
 	"github.com/kiln-dev/kiln/internal/lock"
 	"github.com/kiln-dev/kiln/internal/pin"
 	"github.com/kiln-dev/kiln/internal/plan"
@@ -213,6 +214,7 @@ func (m made) files() map[string]string {
 type caches struct {
 	dir                string
 	builds, bases, vrs *buildcache.Cache
+	kernels            *buildcache.Cache
 	key, baseKey       string
 	self, tools        string
 	releases           []func()
@@ -231,7 +233,7 @@ func openCaches(ctx context.Context, dir string, pl plan.Plan) (*caches, error) 
 			return nil, err
 		}
 	}
-	for kind, c := range map[string]**buildcache.Cache{buildcache.Builds: &cc.builds, buildcache.Bases: &cc.bases, buildcache.Vars: &cc.vrs} {
+	for kind, c := range map[string]**buildcache.Cache{buildcache.Builds: &cc.builds, buildcache.Bases: &cc.bases, buildcache.Vars: &cc.vrs, buildcache.Kernels: &cc.kernels} {
 		var err error
 		if *c, err = buildcache.Open(dir, kind); err != nil {
 			return nil, err
@@ -266,7 +268,7 @@ func (cc *caches) get(o Options, c *buildcache.Cache, key string) (map[string]st
 
 // put keeps files as kind's entry key; a failure is reported and the build goes on.
 func (cc *caches) put(o Options, kind, key string, files map[string]string) {
-	c := map[string]*buildcache.Cache{buildcache.Builds: cc.builds, buildcache.Bases: cc.bases, buildcache.Vars: cc.vrs}[kind]
+	c := map[string]*buildcache.Cache{buildcache.Builds: cc.builds, buildcache.Bases: cc.bases, buildcache.Vars: cc.vrs, buildcache.Kernels: cc.kernels}[kind]
 	if c == nil {
 		return
 	}
@@ -280,7 +282,7 @@ func (cc *caches) release() {
 	for _, r := range cc.releases {
 		r()
 	}
-	for _, c := range []*buildcache.Cache{cc.builds, cc.bases, cc.vrs} {
+	for _, c := range []*buildcache.Cache{cc.builds, cc.bases, cc.vrs, cc.kernels} {
 		if c != nil {
 			c.Prune()
 		}
@@ -311,9 +313,33 @@ func (cc *caches) whole(o Options) (made, bool) {
 	return m, true
 }
 
+// vmlinux returns the kernel's decompressed image, which checking a sysctl reads, from the
+// build cache, making and keeping it when it is not there: decompressing it is most of what a
+// one-setting rebuild of a small image costs. It is "" without a cache or when the kernel is
+// not one kiln reads (the check then decompresses it itself and says why it cannot).
+func (cc *caches) vmlinux(ctx context.Context, o Options, vmlinuz, work string) string {
+	if cc.kernels == nil {
+		return ""
+	}
+	sum, err := pin.FileSHA256(vmlinuz)
+	if err != nil {
+		return ""
+	}
+	if f, ok := cc.get(o, cc.kernels, sum); ok {
+		return f[vmlinuxName]
+	}
+	out := filepath.Join(work, vmlinuxName)
+	if err := kernel.Decompress(ctx, vmlinuz, out); err != nil {
+		return ""
+	}
+	cc.put(o, buildcache.Kernels, sum, map[string]string{vmlinuxName: out})
+	return out
+}
+
 const (
-	baseName = "base.squashfs"
-	varName  = "var.ext4"
+	vmlinuxName = "vmlinux"
+	baseName    = "base.squashfs"
+	varName     = "var.ext4"
 )
 
 // executableDigest is the running kiln's sha256, for the build cache's key: any change to the
@@ -372,6 +398,7 @@ func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches
 	if cachedVar {
 		checkImages = nil
 	}
+	boot.Vmlinux = cc.vmlinux(ctx, o, boot.Kernel, work)
 	// The initramfs only reads the root: it is made while the root is checked.
 	o.step("making the initramfs (kernel %s)", boot.KernelVersion)
 	var initramfs []byte

@@ -15,6 +15,7 @@ type Boot struct {
 	Kernel        string // host path of /boot/vmlinuz-<version>
 	ModulesDir    string // host path of /usr/lib/modules/<version>
 	Bootloader    string // host path of systemd-boot's EFI binary
+	Vmlinux       string // host path of the kernel's decompressed image, when a stage has one
 }
 
 // FindBoot finds the one kernel, its modules and systemd-boot in the tree at root.
