@@ -44,6 +44,7 @@ const (
 	Bases   = "bases"   // the root's base layer, by BaseKey
 	Vars    = "vars"    // the var file system, by VarKey
 	Kernels = "kernels" // a kernel's decompressed image, by the sha256 of its bzImage
+	Initrds = "initrds" // the initramfs, by the pipeline's key of what it is made from
 )
 
 const manifestName = "manifest.json"

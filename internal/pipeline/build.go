@@ -7,6 +7,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -214,7 +216,7 @@ func (m made) files() map[string]string {
 type caches struct {
 	dir                string
 	builds, bases, vrs *buildcache.Cache
-	kernels            *buildcache.Cache
+	kernels, initrds   *buildcache.Cache
 	key, baseKey       string
 	self, tools        string
 	releases           []func()
@@ -233,7 +235,7 @@ func openCaches(ctx context.Context, dir string, pl plan.Plan) (*caches, error) 
 			return nil, err
 		}
 	}
-	for kind, c := range map[string]**buildcache.Cache{buildcache.Builds: &cc.builds, buildcache.Bases: &cc.bases, buildcache.Vars: &cc.vrs, buildcache.Kernels: &cc.kernels} {
+	for kind, c := range map[string]**buildcache.Cache{buildcache.Builds: &cc.builds, buildcache.Bases: &cc.bases, buildcache.Vars: &cc.vrs, buildcache.Kernels: &cc.kernels, buildcache.Initrds: &cc.initrds} {
 		var err error
 		if *c, err = buildcache.Open(dir, kind); err != nil {
 			return nil, err
@@ -268,7 +270,7 @@ func (cc *caches) get(o Options, c *buildcache.Cache, key string) (map[string]st
 
 // put keeps files as kind's entry key; a failure is reported and the build goes on.
 func (cc *caches) put(o Options, kind, key string, files map[string]string) {
-	c := map[string]*buildcache.Cache{buildcache.Builds: cc.builds, buildcache.Bases: cc.bases, buildcache.Vars: cc.vrs, buildcache.Kernels: cc.kernels}[kind]
+	c := map[string]*buildcache.Cache{buildcache.Builds: cc.builds, buildcache.Bases: cc.bases, buildcache.Vars: cc.vrs, buildcache.Kernels: cc.kernels, buildcache.Initrds: cc.initrds}[kind]
 	if c == nil {
 		return
 	}
@@ -282,7 +284,7 @@ func (cc *caches) release() {
 	for _, r := range cc.releases {
 		r()
 	}
-	for _, c := range []*buildcache.Cache{cc.builds, cc.bases, cc.vrs, cc.kernels} {
+	for _, c := range []*buildcache.Cache{cc.builds, cc.bases, cc.vrs, cc.kernels, cc.initrds} {
 		if c != nil {
 			c.Prune()
 		}
@@ -336,7 +338,35 @@ func (cc *caches) vmlinux(ctx context.Context, o Options, vmlinuz, work string) 
 	return out
 }
 
+// initrdKey is the initramfs's key: kiln-init's digest, the modules it is taken from (the
+// base's, and whatever the top puts where modules live), the kernel version and the plan's
+// module lists. "" without a cache.
+func (cc *caches) initrdKey(o Options, pl plan.Plan, boot rootfs.Boot, top string) (string, error) {
+	if cc.initrds == nil {
+		return "", nil
+	}
+	init, err := pin.FileSHA256(o.Init)
+	if err != nil {
+		return "", fmt.Errorf("reading kiln-init: %w", err)
+	}
+	spec, err := json.Marshal(pl.Initrd)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "kiln initrd 1\nself %s\nbase %s\ninit %s\nkernel %q\nspec %s\n", cc.self, cc.baseKey, init, boot.KernelVersion, spec)
+	for _, d := range []string{"usr/lib/modules", "lib/modules", "usr/lib", "lib"} {
+		sum, err := rootfs.DigestDir(filepath.Join(top, d))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "top %s %s\n", d, sum)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 const (
+	initrdName  = "initrd.img"
 	vmlinuxName = "vmlinux"
 	baseName    = "base.squashfs"
 	varName     = "var.ext4"
@@ -399,15 +429,26 @@ func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches
 		checkImages = nil
 	}
 	boot.Vmlinux = cc.vmlinux(ctx, o, boot.Kernel, work)
-	// The initramfs only reads the root: it is made while the root is checked.
-	o.step("making the initramfs (kernel %s)", boot.KernelVersion)
+	// The initramfs only reads the root: it is made while the root is checked, unless the
+	// build cache has it.
+	ikey, err := cc.initrdKey(o, pl, boot, root.Top)
+	if err != nil {
+		return made{}, err
+	}
 	var initramfs []byte
 	var initrdErr error
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		initramfs, initrdErr = initrd.Build(initrd.Spec{Init: o.Init, ModulesDir: boot.ModulesDir, KernelVersion: boot.KernelVersion,
-			Modules: pl.Initrd.Modules, Drivers: pl.Initrd.Drivers})
-	})
+	cached, ok := cc.get(o, cc.initrds, ikey)
+	if ok {
+		o.step("reusing the initramfs (%.12s)", ikey)
+		initramfs, initrdErr = os.ReadFile(cached[initrdName])
+	} else {
+		o.step("making the initramfs (kernel %s)", boot.KernelVersion)
+		wg.Go(func() {
+			initramfs, initrdErr = initrd.Build(initrd.Spec{Init: o.Init, ModulesDir: boot.ModulesDir, KernelVersion: boot.KernelVersion,
+				Modules: pl.Initrd.Modules, Drivers: pl.Initrd.Drivers})
+		})
+	}
 	err = check.Check(ctx, p.Recipe, pl, boot, root.Dir, checkImages)
 	wg.Wait()
 	if err != nil {
@@ -427,6 +468,9 @@ func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches
 	m.initrd, m.kernel, m.bootloader = filepath.Join(work, "initrd.img"), filepath.Join(work, "vmlinuz"), filepath.Join(work, "bootloader.efi")
 	if err := os.WriteFile(m.initrd, initramfs, 0o644); err != nil {
 		return made{}, err
+	}
+	if !ok {
+		cc.put(o, buildcache.Initrds, ikey, map[string]string{initrdName: m.initrd})
 	}
 	// The boot files are read from the merged tree, which goes when it is unmounted.
 	for dst, src := range map[string]string{m.kernel: boot.Kernel, m.bootloader: boot.Bootloader} {
