@@ -214,12 +214,11 @@ func (m made) files() map[string]string {
 // caches are the build cache's three kinds of entries and the keys of this build's parts;
 // nil caches (--cache-dir -) find and keep nothing.
 type caches struct {
-	dir                string
-	builds, bases, vrs *buildcache.Cache
-	kernels, initrds   *buildcache.Cache
-	key, baseKey       string
-	self, tools        string
-	releases           []func()
+	dir          string
+	kinds        map[string]*buildcache.Cache // by kind (buildcache.Builds, …); empty without a cache
+	key, baseKey string
+	self, tools  string
+	releases     []func()
 }
 
 // openCaches opens the build cache in dir ("" the default, "-" none) and computes the plan's
@@ -235,11 +234,13 @@ func openCaches(ctx context.Context, dir string, pl plan.Plan) (*caches, error) 
 			return nil, err
 		}
 	}
-	for kind, c := range map[string]**buildcache.Cache{buildcache.Builds: &cc.builds, buildcache.Bases: &cc.bases, buildcache.Vars: &cc.vrs, buildcache.Kernels: &cc.kernels, buildcache.Initrds: &cc.initrds} {
-		var err error
-		if *c, err = buildcache.Open(dir, kind); err != nil {
+	cc.kinds = map[string]*buildcache.Cache{}
+	for _, kind := range []string{buildcache.Builds, buildcache.Bases, buildcache.Vars, buildcache.Kernels, buildcache.Initrds} {
+		c, err := buildcache.Open(dir, kind)
+		if err != nil {
 			return nil, err
 		}
+		cc.kinds[kind] = c
 	}
 	self, err := executableDigest()
 	if err != nil {
@@ -251,9 +252,10 @@ func openCaches(ctx context.Context, dir string, pl plan.Plan) (*caches, error) 
 	return cc, err
 }
 
-// get returns the files of c's entry key, held until release; a damaged entry is reported and
-// counts as none.
-func (cc *caches) get(o Options, c *buildcache.Cache, key string) (map[string]string, bool) {
+// get returns the files of kind's entry key, held until release; a damaged entry is reported
+// and counts as none.
+func (cc *caches) get(o Options, kind, key string) (map[string]string, bool) {
+	c := cc.kinds[kind]
 	if c == nil {
 		return nil, false
 	}
@@ -270,7 +272,7 @@ func (cc *caches) get(o Options, c *buildcache.Cache, key string) (map[string]st
 
 // put keeps files as kind's entry key; a failure is reported and the build goes on.
 func (cc *caches) put(o Options, kind, key string, files map[string]string) {
-	c := map[string]*buildcache.Cache{buildcache.Builds: cc.builds, buildcache.Bases: cc.bases, buildcache.Vars: cc.vrs, buildcache.Kernels: cc.kernels, buildcache.Initrds: cc.initrds}[kind]
+	c := cc.kinds[kind]
 	if c == nil {
 		return
 	}
@@ -284,17 +286,15 @@ func (cc *caches) release() {
 	for _, r := range cc.releases {
 		r()
 	}
-	for _, c := range []*buildcache.Cache{cc.builds, cc.bases, cc.vrs, cc.kernels, cc.initrds} {
-		if c != nil {
-			c.Prune()
-		}
+	for _, c := range cc.kinds {
+		c.Prune()
 	}
 }
 
 // whole returns what an earlier build of the same plan made, with the base and var entries it
 // was made with; ok is false when any of them is missing.
 func (cc *caches) whole(o Options) (made, bool) {
-	f, ok := cc.get(o, cc.builds, cc.key)
+	f, ok := cc.get(o, buildcache.Builds, cc.key)
 	if !ok {
 		return made{}, false
 	}
@@ -303,11 +303,11 @@ func (cc *caches) whole(o Options) (made, bool) {
 		return made{}, false
 	}
 	m := made{top: f[madeNames[0]], initrd: f[madeNames[1]], kernel: f[madeNames[2]], bootloader: f[madeNames[3]], baseKey: keys.Base, varKey: keys.Var}
-	b, ok := cc.get(o, cc.bases, keys.Base)
+	b, ok := cc.get(o, buildcache.Bases, keys.Base)
 	if !ok {
 		return made{}, false
 	}
-	v, ok := cc.get(o, cc.vrs, keys.Var)
+	v, ok := cc.get(o, buildcache.Vars, keys.Var)
 	if !ok {
 		return made{}, false
 	}
@@ -320,14 +320,14 @@ func (cc *caches) whole(o Options) (made, bool) {
 // one-setting rebuild of a small image costs. It is "" without a cache or when the kernel is
 // not one kiln reads (the check then decompresses it itself and says why it cannot).
 func (cc *caches) vmlinux(ctx context.Context, o Options, vmlinuz, work string) string {
-	if cc.kernels == nil {
+	if cc.kinds[buildcache.Kernels] == nil {
 		return ""
 	}
 	sum, err := pin.FileSHA256(vmlinuz)
 	if err != nil {
 		return ""
 	}
-	if f, ok := cc.get(o, cc.kernels, sum); ok {
+	if f, ok := cc.get(o, buildcache.Kernels, sum); ok {
 		return f[vmlinuxName]
 	}
 	out := filepath.Join(work, vmlinuxName)
@@ -338,23 +338,19 @@ func (cc *caches) vmlinux(ctx context.Context, o Options, vmlinuz, work string) 
 	return out
 }
 
-// initrdKey is the initramfs's key: kiln-init's digest, the modules it is taken from (the
+// initrdKey is the initramfs's key: kiln-init's digest (the plan pins it), the modules it is taken from (the
 // base's, and whatever the top puts where modules live), the kernel version and the plan's
 // module lists. "" without a cache.
-func (cc *caches) initrdKey(o Options, pl plan.Plan, boot rootfs.Boot, top string) (string, error) {
-	if cc.initrds == nil {
+func (cc *caches) initrdKey(pl plan.Plan, boot rootfs.Boot, top string) (string, error) {
+	if cc.kinds[buildcache.Initrds] == nil {
 		return "", nil
-	}
-	init, err := pin.FileSHA256(o.Init)
-	if err != nil {
-		return "", fmt.Errorf("reading kiln-init: %w", err)
 	}
 	spec, err := json.Marshal(pl.Initrd)
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "kiln initrd 1\nself %s\nbase %s\ninit %s\nkernel %q\nspec %s\n", cc.self, cc.baseKey, init, boot.KernelVersion, spec)
+	fmt.Fprintf(h, "kiln initrd 1\nself %s\nbase %s\ninit %s\nkernel %q\nspec %s\n", cc.self, cc.baseKey, pl.InitSHA256, boot.KernelVersion, spec)
 	for _, d := range []string{"usr/lib/modules", "lib/modules", "usr/lib", "lib"} {
 		sum, err := rootfs.DigestDir(filepath.Join(top, d))
 		if err != nil {
@@ -388,7 +384,7 @@ var executableDigest = sync.OnceValues(func() (string, error) {
 func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches) (m made, err error) {
 	pl := p.Plan
 	m.baseKey = cc.baseKey
-	base, ok := cc.get(o, cc.bases, cc.baseKey)
+	base, ok := cc.get(o, buildcache.Bases, cc.baseKey)
 	lower := filepath.Join(work, "base")
 	if ok {
 		o.step("reusing the root's base layer (%.12s)", cc.baseKey)
@@ -431,14 +427,14 @@ func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches
 	boot.Vmlinux = cc.vmlinux(ctx, o, boot.Kernel, work)
 	// The initramfs only reads the root: it is made while the root is checked, unless the
 	// build cache has it.
-	ikey, err := cc.initrdKey(o, pl, boot, root.Top)
+	ikey, err := cc.initrdKey(pl, boot, root.Top)
 	if err != nil {
 		return made{}, err
 	}
 	var initramfs []byte
 	var initrdErr error
 	var wg sync.WaitGroup
-	cached, ok := cc.get(o, cc.initrds, ikey)
+	cached, ok := cc.get(o, buildcache.Initrds, ikey)
 	if ok {
 		o.step("reusing the initramfs (%.12s)", ikey)
 		initramfs, initrdErr = os.ReadFile(cached[initrdName])
@@ -509,7 +505,7 @@ func findVar(o Options, p *Planned, root *rootfs.Merged, cc *caches, m *made) (b
 	if m.varKey, err = buildcache.VarKey(p.Plan, cc.self, cc.tools, m.baseKey, topVar); err != nil {
 		return false, err
 	}
-	v, ok := cc.get(o, cc.vrs, m.varKey)
+	v, ok := cc.get(o, buildcache.Vars, m.varKey)
 	if ok {
 		o.step("reusing the var file system (%.12s)", m.varKey)
 		m.varFS = v[varName]
