@@ -124,7 +124,7 @@ func TestFormatsBoot(t *testing.T) {
 
 // TestLiveMedia boots the iso as a CD to multi-user, live: the root is a read-only loop device
 // over the medium's packed image, /var the image's var file system in memory, no disk attached
-// at all; the same iso as a USB stick (the hybrid's GPT ESP) to the root's switch; and the pxe directory live, its root from
+// at all; the same iso as a USB stick (the hybrid's GPT ESP) to multi-user beside a blank disk (new:8G); and the pxe directory live, its root from
 // the second initramfs.
 func TestLiveMedia(t *testing.T) {
 	_, rep := everyFormat(t)
@@ -149,10 +149,15 @@ func TestLiveMedia(t *testing.T) {
 	}
 	m.Kill()
 
-	m = Boot(t, vm.Config{Image: iso, USB: true, MemoryMB: 1536}, dir, "iso-usb")
-	m.Milestone("init", reInit, 3*time.Minute)
-	m.Milestone("live-root", regexp.MustCompile(`kiln-init: live: root /dev/loop\d+ mounted read-only from /dev/sd[a-z]`), 2*time.Minute)
-	m.Milestone("switch-root", reSwitch, time.Minute)
+	// The stick, beside a blank disk as kiln run --disk new:8G gives it: live, the disk left alone.
+	m = Boot(t, vm.Config{Image: iso, USB: true, MemoryMB: 1536, Disks: []string{vm.BlankDisk + "8G"}}, dir, "iso-usb")
+	bootToShell(t, m)
+	if _, _, err := m.Wait(0, regexp.MustCompile(`kiln-init: live: root /dev/loop\d+ mounted read-only from /dev/sd[a-z]`), time.Second); err != nil {
+		t.Error(err)
+	}
+	if out := mustRun(t, m, "lsblk -dnbo SIZE /dev/vda; lsblk -no FSTYPE /dev/vda | grep -c . || true", 0); out != "8589934592\n0" {
+		t.Errorf("the blank disk beside the stick: size and file systems %q, want 8 GiB and none", out)
+	}
 	m.Kill()
 
 	m = Boot(t, vm.Config{Image: pxe, MemoryMB: 2048}, dir, "pxe")

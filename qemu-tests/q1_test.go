@@ -1,8 +1,10 @@
 package qemutests
 
 import (
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -118,5 +120,39 @@ func TestInitFailureIsOneClearLine(t *testing.T) {
 	}
 	if err := m.WaitExit(90 * time.Second); err != nil {
 		t.Errorf("after the error the machine did not power off: %v", err)
+	}
+}
+
+// TestConsoleWantsAPassword boots recipes/minimal.yaml as a user builds it, without the debug
+// overlay the other tests add: the serial console offers a login prompt, not a shell, and root
+// with an empty password is refused. (Every recipe shares the base's accounts and getty, so
+// the minimal image speaks for the default one; its SSH access is TestIgnitionApplied's.)
+func TestConsoleWantsAPassword(t *testing.T) {
+	kiln, oci := requireInputs(t)
+	img := filepath.Join(t.TempDir(), "minimal.raw")
+	if out, err := plainBuildCommand(kiln, oci, filepath.Join(repoRoot(), "recipes", "minimal.yaml"), img).CombinedOutput(); err != nil {
+		t.Fatalf("kiln build: %v\n%s", err, out)
+	}
+	m := Boot(t, vm.Config{Image: img}, artifactDir(t), "console")
+	m.Milestone("firmware", reFirmware, 60*time.Second)
+	m.Milestone("kernel", reKernel, 120*time.Second)
+	m.Milestone("switch-root", reSwitch, 3*time.Minute)
+	m.Milestone("login", regexp.MustCompile(`login: $`), 5*time.Minute)
+	for _, step := range []struct {
+		typed string
+		want  *regexp.Regexp
+	}{
+		{"root\n", regexp.MustCompile(`^Password: ?$`)},
+		{"\n", regexp.MustCompile(`Login incorrect`)},
+	} {
+		if _, err := io.WriteString(m.stdin, step.typed); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := m.Wait(0, step.want, 2*time.Minute); err != nil {
+			t.Fatalf("after typing %q: %v", step.typed, err)
+		}
+	}
+	if i, _, err := m.Wait(0, rePrompt, time.Second); err == nil {
+		t.Errorf("the console gave a root shell (console line %d)", i)
 	}
 }

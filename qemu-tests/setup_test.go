@@ -113,8 +113,15 @@ func buildRecipeFile(t *testing.T, name, path string) string {
 // mirrors and the debug overlay, since the tests drive the VM through a root shell on its
 // serial console.
 func buildCommand(kiln, oci, path, out string) *exec.Cmd {
-	return exec.Command(kiln, "build", path, "--overlay", filepath.Join(repoRoot(), "overlays", "debug-console"),
-		"--mirrors", filepath.Join(repoRoot(), "recipes", "mirrors.yaml"),
+	cmd := plainBuildCommand(kiln, oci, path, out)
+	cmd.Args = append(cmd.Args, "--overlay", filepath.Join(repoRoot(), "overlays", "debug-console"))
+	return cmd
+}
+
+// plainBuildCommand is kiln build of the recipe as a user runs it (no debug overlay), with the
+// repository's mirrors.
+func plainBuildCommand(kiln, oci, path, out string) *exec.Cmd {
+	return exec.Command(kiln, "build", path, "--mirrors", filepath.Join(repoRoot(), "recipes", "mirrors.yaml"),
 		"--mirror", "localhost/kiln/base=oci-layout:"+oci, "-o", out)
 }
 

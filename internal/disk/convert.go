@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/kiln-dev/kiln/internal/atomicfile"
 	"github.com/kiln-dev/kiln/internal/imagefile"
@@ -84,8 +85,10 @@ func normalize(path, format, seed string, epoch int64) error {
 	return f.Sync()
 }
 
-// setVMDKContentID sets the CID of a vmdk's embedded descriptor (the text after the sparse
-// header, within its first 64 KiB).
+// setVMDKContentID sets the CID of a vmdk's embedded descriptor: the text the sparse header
+// places (descriptorOffset, descriptorSize, in sectors) in the file's first 64 KiB, padded
+// with zeros. qemu-img prints its random CID without leading zeros, so the line is rewritten
+// and the rest of the descriptor moved to follow it, never past the descriptor's sectors.
 func setVMDKContentID(f *os.File, cid uint32) error {
 	head := make([]byte, 64<<10)
 	n, err := f.ReadAt(head, 0)
@@ -93,14 +96,28 @@ func setVMDKContentID(f *os.File, cid uint32) error {
 		return fmt.Errorf("reading the vmdk header: %w", err)
 	}
 	head = head[:n]
-	if !bytes.HasPrefix(head, []byte("KDMV")) {
+	if len(head) < 512 || !bytes.HasPrefix(head, []byte("KDMV")) {
 		return errors.New("qemu-img wrote no vmdk sparse header")
 	}
-	i := bytes.Index(head, []byte("\nCID="))
-	if i < 0 || i+13 > len(head) {
-		return errors.New("the vmdk descriptor has no CID")
+	off, size := binary.LittleEndian.Uint64(head[28:36])*512, binary.LittleEndian.Uint64(head[36:44])*512
+	if off < 512 || size == 0 || off+size > uint64(len(head)) {
+		return fmt.Errorf("the vmdk descriptor at sector %d (%d sectors) is not in the header's 64 KiB", off/512, size/512)
 	}
-	_, err = f.WriteAt(fmt.Appendf(nil, "%08x", cid), int64(i+5))
+	desc := head[off : off+size]
+	text := desc
+	if z := bytes.IndexByte(desc, 0); z >= 0 {
+		text = desc[:z]
+	}
+	i := bytes.Index(text, []byte("\nCID="))
+	j := bytes.IndexByte(text[max(0, i)+1:], '\n')
+	if i < 0 || j < 0 {
+		return errors.New("the vmdk descriptor has no CID line")
+	}
+	out := slices.Concat(text[:i+5], fmt.Appendf(nil, "%08x", cid), text[i+1+j:])
+	if len(out) > len(desc) {
+		return errors.New("the vmdk descriptor has no room for its CID")
+	}
+	_, err = f.WriteAt(append(out, make([]byte, len(desc)-len(out))...), int64(off))
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,5 +105,61 @@ func TestConvertWithoutQemuImgSaysWhatToInstall(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed conversion left its output")
+	}
+}
+
+// qemu-img prints a vmdk's random CID without leading zeros; whatever its length, the CID kiln
+// sets gives the same bytes, and a descriptor qemu-img still reads.
+func TestVMDKContentIDOfAnyLength(t *testing.T) {
+	qemuImg := testenv.RequireTool(t, "qemu-img", "qemu-utils")
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "a.raw")
+	if err := os.WriteFile(raw, bytes.Repeat([]byte("kiln"), 1<<18), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cidLen := func(b []byte) int {
+		i := bytes.Index(b, []byte("\nCID="))
+		return bytes.IndexByte(b[i+1:], '\n') - 4
+	}
+	var short, long []byte
+	for try := 0; try < 400 && (short == nil || long == nil); try++ {
+		// The same name each time: the descriptor names its extent file.
+		out := filepath.Join(dir, fmt.Sprint(try), "a.vmdk")
+		if err := os.Mkdir(filepath.Dir(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Run(t, qemuImg, "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", raw, out)
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(out, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := cidLen(b)
+		err = setVMDKContentID(f, 0x0badcafe)
+		f.Close()
+		if err != nil {
+			t.Fatalf("CID of %d digits: %v", n, err)
+		}
+		testenv.Run(t, qemuImg, "check", "-q", "-f", "vmdk", out)
+		if b, err = os.ReadFile(out); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte("\nCID=0badcafe\nparentCID=")) {
+			t.Fatalf("CID of %d digits: the descriptor after setting the CID:\n%s", n, b[512:1024])
+		}
+		if n < 8 && short == nil {
+			short = b
+		} else if n == 8 && long == nil {
+			long = b
+		}
+	}
+	if short == nil || long == nil {
+		t.Fatal("qemu-img gave no CID shorter than 8 digits in 400 conversions: the test would prove nothing")
+	}
+	if !bytes.Equal(short, long) {
+		t.Error("vmdks whose CIDs qemu-img wrote with different lengths differ once kiln set the CID")
 	}
 }

@@ -175,3 +175,33 @@ func TestBurnIntoAFile(t *testing.T) {
 		t.Error("the GPT was reported moved but the image's range is the image unchanged")
 	}
 }
+
+// TestBurnAQcow2: a qcow2 image burns to the same bytes as the raw image it was converted
+// from, and reports the same digest.
+func TestBurnAQcow2(t *testing.T) {
+	img := burnImage(t)
+	qemuImg := testenv.RequireTool(t, "qemu-img", "qemu-utils")
+	qcow2 := filepath.Join(t.TempDir(), "disk.qcow2")
+	testenv.Run(t, qemuImg, "convert", "-q", "-f", "raw", "-O", "qcow2", img, qcow2)
+	var reports []string
+	var targets []string
+	for _, src := range []string{img, qcow2} {
+		target := garbage(t, 96*mib)
+		out, err := execute("burn", src, target, "--file", "--yes", "--output", "json")
+		if err != nil {
+			t.Fatalf("kiln burn %s: %v", filepath.Base(src), err)
+		}
+		var res struct{ SHA256 string }
+		if err := json.Unmarshal([]byte(out), &res); err != nil || res.SHA256 == "" {
+			t.Fatalf("kiln burn %s --output json: %v\n%s", filepath.Base(src), err, out)
+		}
+		reports, targets = append(reports, res.SHA256), append(targets, target)
+	}
+	if reports[0] != reports[1] {
+		t.Errorf("burnt digests differ: raw %s, qcow2 %s", reports[0], reports[1])
+	}
+	if digest(t, targets[0]) != digest(t, targets[1]) {
+		t.Error("the qcow2 burn left other bytes on its target than the raw image's burn")
+	}
+	testenv.Run(t, "sfdisk", "--verify", targets[1])
+}

@@ -58,7 +58,7 @@ func waitForPartitions(cfg config, mods *modules) (partitions, error) {
 
 func scanDisks(cfg config) partitions {
 	var ps partitions
-	disks, _ := os.ReadDir("/sys/block")
+	disks, _ := os.ReadDir(sysBlock)
 	for _, d := range disks {
 		name := d.Name()
 		if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
@@ -105,9 +105,9 @@ func readGPT(name string) (partitions, error) {
 
 // partitionDev finds the device node of partition n of disk (vda2, nvme0n1p2, mmcblk0p2).
 func partitionDev(disk string, n int) (string, error) {
-	entries, _ := os.ReadDir(filepath.Join("/sys/block", disk))
+	entries, _ := os.ReadDir(filepath.Join(sysBlock, disk))
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/sys/block", disk, e.Name(), "partition"))
+		b, err := os.ReadFile(filepath.Join(sysBlock, disk, e.Name(), "partition"))
 		if err == nil && strings.TrimSpace(string(b)) == fmt.Sprint(n) {
 			return "/dev/" + e.Name(), nil
 		}

@@ -135,7 +135,7 @@ func byID(id string) (string, error) {
 	}
 	for _, name := range blockDisks() {
 		for _, f := range []string{"serial", "device/serial", "wwid", "device/wwid"} {
-			b, err := os.ReadFile(filepath.Join("/sys/block", name, f))
+			b, err := os.ReadFile(filepath.Join(sysBlock, name, f))
 			v := strings.TrimSpace(string(b))
 			if err != nil || v == "" {
 				continue

@@ -106,10 +106,13 @@ func findMedium(cfg config, mods *modules) (dir, medium string, err error) {
 	}
 }
 
+// sysBlock is where the kernel lists its block devices (a fixture tree in tests).
+var sysBlock = "/sys/block"
+
 // blockDisks lists the whole disks the kernel has, CD drives included, in name order.
 func blockDisks() []string {
 	var names []string
-	ents, _ := os.ReadDir("/sys/block")
+	ents, _ := os.ReadDir(sysBlock)
 	for _, e := range ents {
 		if n := e.Name(); !strings.HasPrefix(n, "loop") && !strings.HasPrefix(n, "ram") {
 			names = append(names, n)
