@@ -20,8 +20,7 @@ import (
 // (compat 1.1, what libvirt, OpenStack and Proxmox take), a streamOptimized vmdk (what
 // VMware's importers take) and a fixed vhd of exactly the raw image's size (force_size: the
 // size in the footer, not one rounded to a CHS geometry, as Azure requires). A vmdk is
-// converted by one coroutine (-m 1): with several, its compressed grains land in the order
-// they finish, and two conversions of one image differ.
+// converted by one coroutine (-m 1), so its compressed grains are written in the image's order.
 var convertArgs = map[string][]string{
 	"qcow2": {"-O", "qcow2", "-o", "compat=1.1"},
 	"vmdk":  {"-m", "1", "-O", "vmdk", "-o", "subformat=streamOptimized"},
