@@ -58,12 +58,7 @@ func waitForPartitions(cfg config, mods *modules) (partitions, error) {
 
 func scanDisks(cfg config) partitions {
 	var ps partitions
-	disks, _ := os.ReadDir(sysBlock)
-	for _, d := range disks {
-		name := d.Name()
-		if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
-			continue
-		}
+	for _, name := range blockDisks() {
 		found, err := readGPT(name)
 		if err != nil {
 			debug(cfg, "%s: %v", name, err)
