@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -17,7 +18,16 @@ import (
 // grace is how long a command has, after SIGINT or SIGTERM, to stop by itself and clean up.
 const grace = time.Second
 
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT sets another. A build's live heap
+// stays well under it, but what it drops (layer buffers, the images it imports) piles up
+// between collections at the default GOGC: a control-plane build peaked at 380–560 MiB
+// resident without it, about 200 MiB with it, taking as long.
+const memoryLimit = 192 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan struct{})
 	go stopOnSignal(cancel, done)
