@@ -84,6 +84,26 @@ func waitControlPlane(t *testing.T, m *Machine) {
 	clusterMilestone(t, m, "apiserver ready", reAPI, 10*time.Minute)
 	clusterMilestone(t, m, "node Ready", reNodeReady, 20*time.Minute)
 	t.Logf("%s milestones: %s", m.name, formatMilestones(m.Milestones()))
+	saveBootProfile(t, m)
+}
+
+// saveBootProfile writes where the boot's time went into the boot's artifacts (profile.txt):
+// systemd's per-unit times and critical chain to kiln-node-up, and kiln-node-up's own steps
+// with their times since boot. It is evidence for the speed numbers, not an assertion.
+func saveBootProfile(t *testing.T, m *Machine) {
+	var b strings.Builder
+	for _, cmd := range []string{
+		"systemd-analyze time",
+		"systemd-analyze blame --no-pager | head -30",
+		"systemd-analyze critical-chain --no-pager kiln-node-up.service",
+		"journalctl -b -u kiln-node-up -o short-monotonic --no-pager | grep 'kiln: '",
+	} {
+		out, code := m.Run(cmd+" 2>&1", time.Minute)
+		fmt.Fprintf(&b, "$ %s\n%s\n(exit %d)\n\n", cmd, out, code)
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, "profile.txt"), []byte(b.String()), 0o644); err != nil {
+		t.Errorf("writing the boot profile: %v", err)
+	}
 }
 
 // checkQ2 is Q2 on a control plane that is Ready: etcd healthy, /readyz ok, CoreDNS Running
