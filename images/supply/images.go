@@ -71,6 +71,8 @@ func (b *Builder) Specs(tools string) []Spec {
 			Files: []file{{dest: "/opt/bin/flanneld", host: b.bin("flannel", "flanneld"), mode: 0o755}}},
 		{Name: FlannelRegistry + "/flannel-cni-plugin:" + FlannelCNIVersion, Entrypoint: []string{"/bin/cp"}, Trees: []string{tools},
 			Files: []file{{dest: "/flannel", host: b.bin("flannel-cni", "flannel"), mode: 0o755}}},
+		{Name: KubeVIPRegistry + "/kube-vip:" + KubeVIPVersion, Entrypoint: []string{"/kube-vip"},
+			Files: []file{{dest: "/kube-vip", host: b.bin("kube-vip", "kube-vip"), mode: 0o755}}},
 		{Name: LocalRegistry + "/guestbook:" + GuestbookVersion, Entrypoint: []string{"/guestbook"}, User: "65534:65534",
 			Files: []file{{dest: "/guestbook", host: b.bin("guestbook", "guestbook"), mode: 0o755}}},
 		{Name: LocalRegistry + "/kubernetes-node:" + KubernetesVersion, Files: []file{

@@ -63,6 +63,7 @@ func TestBinariesReportPinnedVersions(t *testing.T) {
 		{"coredns", "coredns", []string{"-version"}, "CoreDNS-" + CoreDNSVersion[1:]},
 		{"flannel", "flanneld", []string{"--version"}, FlannelVersion},
 		{"pause", "pause", []string{"-v"}, "pause.c v" + PauseVersion},
+		{"kube-vip", "kube-vip", []string{"version"}, "Version:  " + KubeVIPVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,7 +209,7 @@ func TestLayoutHoldsWhatKubeadmAsksFor(t *testing.T) {
 		}
 	}
 	for _, extra := range []string{FlannelRegistry + "/flannel:" + FlannelVersion, LocalRegistry + "/kubernetes-node:" + KubernetesVersion,
-		LocalRegistry + "/containerd:" + ContainerdVersion, LocalRegistry + "/etcd:" + EtcdVersion} {
+		LocalRegistry + "/containerd:" + ContainerdVersion, LocalRegistry + "/etcd:" + EtcdVersion, KubeVIPRegistry + "/kube-vip:" + KubeVIPVersion} {
 		if !names[extra] {
 			t.Errorf("the layout lacks %s", extra)
 		}
@@ -224,6 +225,7 @@ func TestKubenodeAgreesWithSupply(t *testing.T) {
 		{kubenode.FlannelImage, FlannelRegistry + "/flannel:" + FlannelVersion},
 		{kubenode.FlannelCNIImage, FlannelRegistry + "/flannel-cni-plugin:" + FlannelCNIVersion},
 		{kubenode.DefaultSandboxImage, K8sRegistry + "/pause:" + PauseVersion},
+		{kubenode.KubeVIPImage, KubeVIPRegistry + "/kube-vip:" + KubeVIPVersion},
 	}
 	for _, p := range pairs {
 		if p[0] != p[1] {
@@ -253,7 +255,7 @@ func TestKubeadmAcceptsKilnConfig(t *testing.T) {
 	}
 	// What `kiln cluster init` gives the first control plane, a worker and an extra control plane.
 	id := kubenode.NodeIdentity{Name: "cp1", IP: "10.10.0.10", Endpoint: "10.10.0.10:6443", Token: "abcdef.0123456789abcdef",
-		CertificateKey: strings.Repeat("ab", 32), CAHash: "sha256:" + strings.Repeat("0", 64), HA: true}
+		CAHash: "sha256:" + strings.Repeat("0", 64), HA: true}
 	initCfg, err := kubenode.KubeadmInitConfig(*l.Recipe.Kubernetes, id)
 	if err != nil {
 		t.Fatal(err)

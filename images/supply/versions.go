@@ -18,7 +18,8 @@ const (
 	CrictlVersion     = "v1.36.0"
 	CNIPluginsVersion = "v1.9.1"
 	FlannelVersion    = "v0.28.10"
-	GuestbookVersion  = "v1" // kiln's own demo workload (images/guestbook)
+	GuestbookVersion  = "v1"     // kiln's own demo workload (images/guestbook)
+	KubeVIPVersion    = "v1.2.2" // announces a cluster's virtual IP from its control planes
 	// Flannel's CNI plugin left containernetworking/plugins in v1.0; its own module is not on the
 	// proxy, so it is built from the last plugins release that had it.
 	FlannelCNIVersion = "v0.9.1"
@@ -29,6 +30,7 @@ const (
 	K8sRegistry     = "registry.k8s.io"
 	FlannelRegistry = "docker.io/flannel"
 	LocalRegistry   = "localhost/kiln"
+	KubeVIPRegistry = "ghcr.io/kube-vip"
 )
 
 // components lists every Go program the supply builds.
@@ -61,6 +63,10 @@ func components() []Component {
 			LocalReplaces: map[string]string{"go.etcd.io/etcd/": EtcdVersion},
 		},
 		{Name: "coredns", Module: "github.com/coredns/coredns", Version: CoreDNSVersion, Packages: []string{"."}},
+		{
+			Name: "kube-vip", Module: "github.com/kube-vip/kube-vip", Version: KubeVIPVersion, Packages: []string{"."},
+			LDFlags: "-X main.Version=" + KubeVIPVersion + " -X main.Build=" + KubeVIPVersion,
+		},
 		{
 			Name: "crictl", Module: "sigs.k8s.io/cri-tools", Version: CrictlVersion, Packages: []string{"./cmd/crictl"},
 			LDFlags: "-X sigs.k8s.io/cri-tools/pkg/version.Version=" + CrictlVersion,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/netcheck"
@@ -27,8 +28,11 @@ type Cluster struct {
 	Name       string `yaml:"name" doc:"The cluster's name (kubeconfig context and cluster name)."`
 	// KubernetesVersion must match the recipes' kubernetes.version.
 	KubernetesVersion string `yaml:"kubernetesVersion" doc:"Kubernetes version, e.g. v1.37.1; must match the recipes."`
-	// ControlPlaneEndpoint defaults to the first control-plane node's address, port 6443.
-	ControlPlaneEndpoint string `yaml:"controlPlaneEndpoint,omitempty" doc:"Where the nodes reach the API: host, host:port or https://host:port (port 6443 unless given); default: the first control plane's address:6443."`
+	// ControlPlaneEndpoint defaults to the first control-plane node's address, port 6443. An
+	// IPv4 address on the control planes' segment that no node has is a virtual IP, which the
+	// control planes announce (kube-vip); a name, or an address elsewhere, is a load balancer
+	// kiln does not run.
+	ControlPlaneEndpoint string `yaml:"controlPlaneEndpoint,omitempty" doc:"Where the nodes reach the API: host, host:port or https://host:port (port 6443 unless given); an IPv4 address on the control planes' network that no node has is a virtual IP the control planes announce (kube-vip); default: the first control plane's address:6443."`
 	// Gateway is the nodes' default route; without one the route is on-link (an isolated
 	// network has no router, and kubelet needs a default route to pick the node's address).
 	Gateway string            `yaml:"gateway,omitempty" doc:"IPv4 default gateway of the nodes' network; default: an on-link default route."`
@@ -115,6 +119,93 @@ func check(d *recipe.Document, c *Cluster) {
 		}
 	}
 	checkNodes(d, *c)
+	checkEndpoint(d, *c)
+}
+
+// checkEndpoint checks an endpoint that is an IPv4 address: not a worker's, not the only
+// control plane's when there are several (the API would hang on one node); as a virtual IP on
+// the control planes' network, on every control plane's network (ARP reaches no further), not
+// its network or broadcast address, and at the API servers' port (kube-vip moves an address;
+// it forwards no port).
+func checkEndpoint(d *recipe.Document, c Cluster) {
+	a, ok := c.endpointAddr()
+	if !ok {
+		return
+	}
+	for _, n := range c.Nodes {
+		if n.IP() != a.String() {
+			continue
+		}
+		switch {
+		case n.Role == "worker":
+			d.Add("controlPlaneEndpoint", "%s is worker %s's address: the API is at the control planes", a, n.Name)
+		case c.ControlPlanes() > 1:
+			d.Add("controlPlaneEndpoint", "%s is control plane %s's address: with %d control planes the API must not hang on one node; give a virtual IP on their network that no node has (the control planes announce it)",
+				a, n.Name, c.ControlPlanes())
+		}
+		return
+	}
+	var on, off []string
+	for _, n := range c.Nodes {
+		if p, err := netip.ParsePrefix(n.Address); err == nil && n.Role == "control-plane" {
+			if p.Masked().Contains(a) {
+				on = append(on, n.Name)
+				if a == p.Masked().Addr() || p.Bits() < 31 && a == lastAddr(p) {
+					d.Add("controlPlaneEndpoint", "%s is the network or broadcast address of %s: give a host address", a, p.Masked())
+					return
+				}
+			} else {
+				off = append(off, fmt.Sprintf("%s (%s)", n.Name, n.Address))
+			}
+		}
+	}
+	if len(on) == 0 {
+		return // a load balancer of the user's
+	}
+	if len(off) > 0 {
+		d.Add("controlPlaneEndpoint", "virtual IP %s is on the network of %s but not of %s: the control planes announce it by ARP, which needs them on one network",
+			a, strings.Join(on, ", "), strings.Join(off, ", "))
+	}
+	if _, port, _ := net.SplitHostPort(c.ControlPlaneEndpoint); port != strconv.Itoa(netcheck.APIPort) {
+		d.Add("controlPlaneEndpoint", "virtual IP %s at port %s: the API servers listen on %d, and a virtual IP moves an address, not a port; use %d",
+			a, port, netcheck.APIPort, netcheck.APIPort)
+	}
+}
+
+// lastAddr is the last address of p's network (its broadcast address).
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	return netip.AddrFrom4(b)
+}
+
+// endpointAddr is controlPlaneEndpoint's host when it is an IPv4 address.
+func (c Cluster) endpointAddr() (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(c.ControlPlaneEndpoint)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(host)
+	return a, err == nil && a.Is4()
+}
+
+// VIP is the cluster's virtual IP, if it has one: controlPlaneEndpoint's address when it is
+// on the first control plane's network and no node's address (checkEndpoint has checked the
+// rest).
+func (c Cluster) VIP() (netip.Addr, bool) {
+	a, ok := c.endpointAddr()
+	p, err := netip.ParsePrefix(c.First().Address)
+	if !ok || err != nil || !p.Masked().Contains(a) {
+		return netip.Addr{}, false
+	}
+	for _, n := range c.Nodes {
+		if n.IP() == a.String() {
+			return netip.Addr{}, false
+		}
+	}
+	return a, true
 }
 
 func checkNodes(d *recipe.Document, c Cluster) {
@@ -196,6 +287,9 @@ func checkNetworks(d *recipe.Document, c Cluster, role string, nw recipe.Network
 			if p, err := netip.ParsePrefix(n.Address); err == nil && n.Role == role && p.Masked().Overlaps(sub) {
 				d.Add(fmt.Sprintf("nodes[%d].address", i), "the network of %s overlaps the %s subnet %s of the %s recipe", n.Address, s.name, sub, role)
 			}
+		}
+		if a, ok := c.endpointAddr(); ok && role == "control-plane" && sub.Contains(a) {
+			d.Add("controlPlaneEndpoint", "%s is inside the %s subnet %s of the %s recipe", a, s.name, sub, role)
 		}
 	}
 }

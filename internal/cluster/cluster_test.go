@@ -133,7 +133,7 @@ func TestInit(t *testing.T) {
 	if !strings.Contains(cp["/etc/kubernetes/pki/ca.key"], "PRIVATE KEY") || !strings.Contains(cp[kubenode.KubeadmConfigPath], "advertiseAddress: 10.10.0.10") {
 		t.Errorf("cp1's config lacks the CA key or its init configuration")
 	}
-	for _, want := range []string{"certificateKey: ", "token: ", "value: 10.10.0.10", "name: cp1", "controlPlaneEndpoint: 10.10.0.10:6443", "name: leader-elect"} {
+	for _, want := range []string{"token: ", "value: 10.10.0.10", "name: cp1", "controlPlaneEndpoint: 10.10.0.10:6443", "name: leader-elect"} {
 		if !strings.Contains(cp[kubenode.KubeadmConfigPath], want) {
 			t.Errorf("cp1's kubeadm config lacks %q", want)
 		}
@@ -152,8 +152,11 @@ func TestInit(t *testing.T) {
 			t.Errorf("w1's join config lacks %q:\n%s", want, join)
 		}
 	}
-	if strings.Contains(join, "certificateKey") {
-		t.Error("a worker got the certificate key")
+	if _, ok := cp[kubenode.KubeVIPManifest]; ok {
+		t.Error("a cluster without a virtual IP got kube-vip")
+	}
+	if l := w["/etc/systemd/network/10-kiln-cluster.link"]; !strings.Contains(l, "MACAddress=52:54:00:00:10:11\n") || !strings.Contains(l, "Name="+kubenode.ClusterInterface+"\n") {
+		t.Errorf("w1's link unit:\n%s", l)
 	}
 	if n := w["/etc/systemd/network/10-kiln-cluster.network"]; !strings.Contains(n, "MACAddress=52:54:00:00:10:11") || !strings.Contains(n, "Address=10.10.0.11/24") {
 		t.Errorf("w1's network unit:\n%s", n)
@@ -372,5 +375,149 @@ func TestInitNormalisesTheEndpoint(t *testing.T) {
 		if !strings.Contains(kubeadm, want) || strings.Contains(kubeadm, "https://") {
 			t.Errorf("%s's kubeadm configuration lacks %q or holds a URL:\n%s", node, want, kubeadm)
 		}
+	}
+}
+
+// ha is a cluster of three control planes behind the virtual IP 10.10.0.100 and a worker.
+const ha = `apiVersion: kiln.dev/v1alpha1
+kind: Cluster
+name: ha
+kubernetesVersion: v1.37.1
+controlPlaneEndpoint: 10.10.0.100
+recipes: {control-plane: cp.yaml, worker: w.yaml}
+nodes:
+  - {name: cp1, role: control-plane, address: 10.10.0.10/24, mac: "52:54:00:00:10:10"}
+  - {name: cp2, role: control-plane, address: 10.10.0.11/24, mac: "52:54:00:00:10:11"}
+  - {name: w1, role: worker, address: 10.10.0.20/24, mac: "52:54:00:00:10:20"}
+  - {name: cp3, role: control-plane, address: 10.10.0.12/24, mac: "52:54:00:00:10:12"}
+`
+
+// nodeFiles is every file of each node's config, by node and path.
+func nodeFiles(t *testing.T, out *Output) map[string]map[string]string {
+	t.Helper()
+	all := map[string]map[string]string{}
+	for node, p := range out.Configs {
+		raw, _ := os.ReadFile(p)
+		cfg, err := nodeconfig.Parse(node, raw)
+		if err != nil {
+			t.Fatalf("%s's config: %v", node, err)
+		}
+		all[node] = map[string]string{}
+		for _, f := range cfg.Storage.Files {
+			s, _ := url.PathUnescape(strings.TrimPrefix(*f.Contents.Source, "data:,"))
+			all[node][f.Path] = s
+		}
+	}
+	return all
+}
+
+// TestInitHA: with a virtual IP every control plane announces it (kube-vip, the init node on
+// super-admin.conf until init is done, the others on admin.conf), every node and kubeconfig
+// reaches the API through it, the extra control planes carry the CAs (no uploaded
+// certificates, no certificate key) and join one after another, in the definition's order of
+// control planes; the worker gets no key and no kube-vip.
+func TestInitHA(t *testing.T) {
+	l, err := Load(writeCluster(t, ha))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vip, ok := l.Cluster.VIP(); !ok || vip.String() != "10.10.0.100" {
+		t.Fatalf("VIP() = %v, %v; want 10.10.0.100", vip, ok)
+	}
+	out, err := Init(l, filepath.Join(t.TempDir(), "out"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := nodeFiles(t, out)
+	for node, kubeconfig := range map[string]string{"cp1": kubenode.SuperAdminConf, "cp2": kubenode.AdminConf, "cp3": kubenode.AdminConf} {
+		f := files[node]
+		pod := f[kubenode.KubeVIPManifest]
+		for _, want := range []string{`{name: address, value: "10.10.0.100"}`, "path: " + kubeconfig + ",", "{name: vip_interface, value: " + kubenode.ClusterInterface + "}"} {
+			if !strings.Contains(pod, want) {
+				t.Errorf("%s's kube-vip pod lacks %q:\n%s", node, want, pod)
+			}
+		}
+		for _, key := range []string{"pki/ca.key", "pki/sa.key", "pki/front-proxy-ca.key", "pki/etcd/ca.key"} {
+			if !strings.Contains(f["/etc/kubernetes/"+key], "PRIVATE KEY") {
+				t.Errorf("control plane %s lacks %s", node, key)
+			}
+		}
+		for p, c := range f {
+			if strings.Contains(c, "certificateKey") || strings.Contains(c, "10.10.0.100/") {
+				t.Errorf("%s's %s holds a certificate key or gives a node the virtual IP:\n%s", node, p, c)
+			}
+		}
+	}
+	if c := files["cp1"][kubenode.KubeadmConfigPath]; !strings.Contains(c, "controlPlaneEndpoint: 10.10.0.100:6443\n") || !strings.Contains(c, "advertiseAddress: 10.10.0.10\n") {
+		t.Errorf("cp1's init configuration:\n%s", c)
+	}
+	for node, want := range map[string]string{"cp2": "10.10.0.10:6443\n", "cp3": "10.10.0.11:6443\n"} {
+		if got := files[node][kubenode.JoinAfterPath]; got != want {
+			t.Errorf("%s joins after %q, want %q", node, got, want)
+		}
+		join := files[node][kubenode.KubeadmJoinPath]
+		if !strings.Contains(join, "apiServerEndpoint: 10.10.0.100:6443\n") || !strings.Contains(join, "controlPlane:\n") {
+			t.Errorf("%s's join configuration:\n%s", node, join)
+		}
+	}
+	w := files["w1"]
+	if _, ok := w[kubenode.KubeVIPManifest]; ok {
+		t.Error("the worker got kube-vip")
+	}
+	if _, ok := w[kubenode.JoinAfterPath]; ok {
+		t.Error("the worker waits for a control plane of its own choosing")
+	}
+	for p, c := range w {
+		if strings.Contains(c, "PRIVATE KEY") {
+			t.Errorf("the worker's config carries a private key in %s", p)
+		}
+	}
+	if !strings.Contains(w[kubenode.KubeadmJoinPath], "apiServerEndpoint: 10.10.0.100:6443\n") {
+		t.Errorf("the worker does not join through the virtual IP:\n%s", w[kubenode.KubeadmJoinPath])
+	}
+	if admin, _ := os.ReadFile(out.Kubeconfig); !strings.Contains(string(admin), "server: https://10.10.0.100:6443\n") {
+		t.Errorf("admin.conf does not use the virtual IP:\n%s", admin)
+	}
+}
+
+// TestLoadVIP: an IPv4 endpoint is a virtual IP on the control planes' network that no node
+// has, not in the pod or service subnet, at port 6443; a name or an address off the network is
+// a load balancer and is taken as it is.
+func TestLoadVIP(t *testing.T) {
+	ep := func(e string) string {
+		return strings.Replace(ha, "controlPlaneEndpoint: 10.10.0.100", "controlPlaneEndpoint: "+e, 1)
+	}
+	for _, tt := range []struct {
+		name, def string
+		want      string // "" when accepted; VIP names the virtual IP when there is one
+		vip       string
+	}{
+		{"a virtual IP", ha, "", "10.10.0.100"},
+		{"a load balancer's name", ep("api.ha.example:6443"), "", ""},
+		{"a load balancer off the network", ep("192.168.1.5:8443"), "", ""},
+		{"a control plane's address", ep("10.10.0.11"),
+			"c.yaml:5:23: controlPlaneEndpoint: 10.10.0.11 is control plane cp2's address: with 3 control planes the API must not hang on one node; give a virtual IP on their network that no node has (the control planes announce it)", ""},
+		{"a worker's address", ep("10.10.0.20"), "c.yaml:5:23: controlPlaneEndpoint: 10.10.0.20 is worker w1's address: the API is at the control planes", ""},
+		{"the network address", ep("10.10.0.0"), "c.yaml:5:23: controlPlaneEndpoint: 10.10.0.0 is the network or broadcast address of 10.10.0.0/24: give a host address", ""},
+		{"the broadcast address", ep("10.10.0.255"), "c.yaml:5:23: controlPlaneEndpoint: 10.10.0.255 is the network or broadcast address of 10.10.0.0/24: give a host address", ""},
+		{"another port", ep("10.10.0.100:8443"),
+			"c.yaml:5:23: controlPlaneEndpoint: virtual IP 10.10.0.100 at port 8443: the API servers listen on 6443, and a virtual IP moves an address, not a port; use 6443", ""},
+		{"a control plane on another network", strings.Replace(ha, "address: 10.10.0.12/24", "address: 10.20.0.12/24", 1),
+			"c.yaml:5:23: controlPlaneEndpoint: virtual IP 10.10.0.100 is on the network of cp1, cp2 but not of cp3 (10.20.0.12/24): the control planes announce it by ARP, which needs them on one network", ""},
+		{"inside the service subnet", ep("10.96.0.10"), "c.yaml:5:23: controlPlaneEndpoint: 10.96.0.10 is inside the service subnet 10.96.0.0/12 of the control-plane recipe", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeCluster(t, tt.def)
+			l, err := Load(p)
+			if got := strings.ReplaceAll(fmt.Sprint(err), p, "c.yaml"); tt.want != "" && got != tt.want || tt.want == "" && err != nil {
+				t.Fatalf("Load() =\n%s\nwant\n%s", got, tt.want)
+			}
+			if err != nil {
+				return
+			}
+			if vip, ok := l.Cluster.VIP(); ok != (tt.vip != "") || ok && vip.String() != tt.vip {
+				t.Errorf("VIP() = %v, %v; want %q", vip, ok, tt.vip)
+			}
+		})
 	}
 }

@@ -54,9 +54,11 @@ func Init(l *Loaded, dir string, rotate bool) (*Output, error) {
 	return out, nil
 }
 
-// outputNames are the names of every file Init writes for the cluster.
+// outputNames are the names of every file Init writes for the cluster, and of what an
+// earlier kiln wrote there that it no longer does: certificate-key (the control planes now
+// carry the CAs instead of fetching uploaded certificates), left in place.
 func (l *Loaded) outputNames() []string {
-	names := append(secretFiles(), "admin.conf")
+	names := append(secretFiles(), "admin.conf", "certificate-key")
 	for _, n := range l.Cluster.Nodes {
 		names = append(names, n.Name+".ign")
 	}

@@ -20,15 +20,14 @@ import (
 
 // Secrets are a cluster's shared secrets, as kubeadm names its files under /etc/kubernetes/pki.
 type Secrets struct {
-	Files          map[string][]byte // pki/ca.crt, pki/ca.key, pki/etcd/ca.crt, …
-	Token          string            // bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}
-	CertificateKey string            // hex AES-256 key for kubeadm's uploaded control-plane certs
-	AdminCert      []byte            // a client certificate in system:masters, signed by the CA
-	AdminKey       []byte
+	Files     map[string][]byte // pki/ca.crt, pki/ca.key, pki/etcd/ca.crt, …
+	Token     string            // bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}
+	AdminCert []byte            // a client certificate in system:masters, signed by the CA
+	AdminKey  []byte
 }
 
 // The CAs kubeadm uses: kiln generates them once per cluster so that every node's config can
-// carry what it needs (the CA's hash for workers, the keys for the first control plane).
+// carry what it needs (the CA's hash for workers, the keys for the control planes).
 var caFiles = []struct{ name, cn string }{
 	{"pki/ca", "kubernetes"},
 	{"pki/front-proxy-ca", "front-proxy-ca"},
@@ -55,11 +54,7 @@ func LoadSecrets(dir string, rotate bool) (*Secrets, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadOrText(dir, "certificate-key", rotate, func() string { return randomHex(32) })
-	if err != nil {
-		return nil, err
-	}
-	s.Token, s.CertificateKey = token, key
+	s.Token = token
 	s.AdminCert, s.AdminKey, err = loadOr(dir, "admin", rotate, func() ([]byte, []byte, error) {
 		return newClientCert(s.Files["pki/ca.crt"], s.Files["pki/ca.key"], "kiln-admin", "system:masters")
 	})
@@ -69,7 +64,7 @@ func LoadSecrets(dir string, rotate bool) (*Secrets, error) {
 // secretFiles are the names of the files the secrets are kept in, relative to the output
 // directory.
 func secretFiles() []string {
-	names := []string{"pki/sa.pub", "pki/sa.key", "bootstrap-token", "certificate-key", "admin.crt", "admin.key"}
+	names := []string{"pki/sa.pub", "pki/sa.key", "bootstrap-token", "admin.crt", "admin.key"}
 	for _, ca := range caFiles {
 		names = append(names, ca.name+".crt", ca.name+".key")
 	}
@@ -78,8 +73,7 @@ func secretFiles() []string {
 
 // files are the secrets' files by name (secretFiles).
 func (s *Secrets) files() map[string][]byte {
-	out := map[string][]byte{"bootstrap-token": []byte(s.Token + "\n"), "certificate-key": []byte(s.CertificateKey + "\n"),
-		"admin.crt": s.AdminCert, "admin.key": s.AdminKey}
+	out := map[string][]byte{"bootstrap-token": []byte(s.Token + "\n"), "admin.crt": s.AdminCert, "admin.key": s.AdminKey}
 	for name, b := range s.Files {
 		out[name] = b
 	}

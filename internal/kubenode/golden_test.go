@@ -41,8 +41,8 @@ func variantNames() []string {
 
 // clusterNode is what `kiln cluster init` gives a control plane of a cluster with several
 // control planes and workers.
-var clusterNode = NodeIdentity{Name: "cp1", IP: "10.10.0.10", Endpoint: "10.10.0.10:6443", Token: "abcdef.0123456789abcdef",
-	CertificateKey: strings.Repeat("ab", 32), CAHash: "sha256:" + strings.Repeat("0", 64), HA: true, Tainted: true}
+var clusterNode = NodeIdentity{Name: "cp1", IP: "10.10.0.10", Endpoint: "10.10.0.100:6443", Token: "abcdef.0123456789abcdef",
+	CAHash: "sha256:" + strings.Repeat("0", 64), HA: true, Tainted: true}
 
 // files are Files of the variant named, as a list and by path.
 func files(t *testing.T, variant string) ([]File, map[string]File) {
@@ -112,6 +112,14 @@ func goldens() []golden {
 		{"kubeadm join worker", "kubeadm-join.worker", func(*testing.T) (string, error) { return KubeadmJoinConfig(clusterNode, false) }},
 		{"kubeadm join control plane", "kubeadm-join.control-plane", func(*testing.T) (string, error) {
 			return KubeadmJoinConfig(clusterNode, true)
+		}},
+		{"kube-vip on the init node", "kube-vip.init", func(*testing.T) (string, error) {
+			b, err := KubeVIPPod(VIP{Address: "10.10.0.100", Port: 6443, Kubeconfig: SuperAdminConf})
+			return string(b), err
+		}},
+		{"kube-vip on a joining control plane", "kube-vip.join", func(*testing.T) (string, error) {
+			b, err := KubeVIPPod(VIP{Address: "10.10.0.100", Port: 6443, Kubeconfig: AdminConf})
+			return string(b), err
 		}},
 	}
 	for _, c := range controlPlaneComponents {

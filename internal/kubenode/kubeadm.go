@@ -14,13 +14,12 @@ import (
 // and delivers the resulting kubeadm configuration in the node's Ignition config; the zero
 // value is what the image carries: a single-node cluster on kubeadm's defaults.
 type NodeIdentity struct {
-	Name, IP       string // node name and the address it advertises
-	Endpoint       string // controlPlaneEndpoint, host:port
-	Token          string // bootstrap token
-	CertificateKey string // key of the control-plane certificates kubeadm uploads
-	CAHash         string // sha256:… of the cluster CA's public key, for discovery
-	HA             bool   // the cluster has more than one control-plane node
-	Tainted        bool   // control planes keep kubeadm's NoSchedule taint: the cluster has workers
+	Name, IP string // node name and the address it advertises
+	Endpoint string // controlPlaneEndpoint, host:port
+	Token    string // bootstrap token
+	CAHash   string // sha256:… of the cluster CA's public key, for discovery
+	HA       bool   // the cluster has more than one control-plane node
+	Tainted  bool   // control planes keep kubeadm's NoSchedule taint: the cluster has workers
 }
 
 // KubeadmInitConfig writes kubeadm's InitConfiguration, ClusterConfiguration,
@@ -90,16 +89,15 @@ func KubeadmInitConfig(k recipe.Kubernetes, id NodeIdentity) (string, error) {
 		init["bootstrapTokens"] = []any{map[string]any{"token": id.Token, "ttl": "0s",
 			"groups": []any{"system:bootstrappers:kubeadm:default-node-token"}, "usages": []any{"signing", "authentication"}}}
 	}
-	if id.CertificateKey != "" {
-		init["certificateKey"] = id.CertificateKey
-	}
 	return yamlDocs(init, cluster, kubelet,
 		map[string]any{"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration", "mode": k.KubeProxy.Mode})
 }
 
 // KubeadmJoinConfig writes the JoinConfiguration of a node joining an existing cluster: a
-// worker, or with controlPlane an extra control-plane node that fetches the uploaded
-// certificates with the certificate key.
+// worker, or with controlPlane an extra control-plane node. Such a node's config carries the
+// cluster's CAs and service-account key (kubeadm finds them in /etc/kubernetes/pki and makes
+// the node's own certificates from them), so it needs no certificates uploaded by kubeadm init
+// with a certificate key, which expire after two hours: it may join at any time.
 func KubeadmJoinConfig(id NodeIdentity, controlPlane bool) (string, error) {
 	join := map[string]any{
 		"apiVersion": "kubeadm.k8s.io/v1beta4",
@@ -111,8 +109,7 @@ func KubeadmJoinConfig(id NodeIdentity, controlPlane bool) (string, error) {
 		"timeouts":         timeouts,
 	}
 	if controlPlane {
-		join["controlPlane"] = map[string]any{"certificateKey": id.CertificateKey,
-			"localAPIEndpoint": map[string]any{"advertiseAddress": id.IP, "bindPort": 6443}}
+		join["controlPlane"] = map[string]any{"localAPIEndpoint": map[string]any{"advertiseAddress": id.IP, "bindPort": 6443}}
 		join["patches"] = map[string]any{"directory": KubeadmPatchesDir}
 	}
 	return yamlDocs(join)

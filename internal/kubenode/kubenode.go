@@ -75,6 +75,7 @@ func PreloadImages(k recipe.Kubernetes, extra []string) []string {
 		if k.Etcd.Mode == "static-pod" {
 			imgs = append(imgs, K8sRegistry+"/etcd:"+EtcdImageTag)
 		}
+		imgs = append(imgs, KubeVIPImage) // announces the cluster's virtual IP, if it has one
 	}
 	if k.CNI == "flannel" {
 		// flannel's CNI plugin is already in /opt/cni/bin (the containerd layer); the image that

@@ -12,7 +12,7 @@ import (
 )
 
 func TestPreloadImages(t *testing.T) {
-	cp := []string{"docker.io/flannel/flannel:v0.28.10",
+	cp := []string{"docker.io/flannel/flannel:v0.28.10", "ghcr.io/kube-vip/kube-vip:v1.2.2",
 		"registry.k8s.io/coredns/coredns:v1.14.6", "registry.k8s.io/etcd:3.7.3-0", "registry.k8s.io/kube-apiserver:v1.37.1",
 		"registry.k8s.io/kube-controller-manager:v1.37.1", "registry.k8s.io/kube-proxy:v1.37.1", "registry.k8s.io/kube-scheduler:v1.37.1",
 		"registry.k8s.io/pause:3.10.2"}

@@ -30,6 +30,7 @@ type templateData struct {
 	KubeadmConfigPath, KubeadmJoinPath, FirstBootScript, FlannelManifest, EtcdUnit string
 	PreloadDigestFile, PodResolvConf                                               string
 	FlannelImage                                                                   string
+	KubeVIPManifest, SuperAdminConf, JoinAfterPath                                 string
 	KubeconfigPort, KubeconfigEnd                                                  string // guestlink's
 }
 
@@ -40,7 +41,8 @@ func render(name string, k recipe.Kubernetes, component string) ([]byte, error) 
 		KubeadmConfigPath: KubeadmConfigPath, KubeadmJoinPath: KubeadmJoinPath, FirstBootScript: FirstBootScript,
 		FlannelManifest: FlannelManifest, EtcdUnit: EtcdUnit,
 		PreloadDigestFile: PreloadDigestFile, PodResolvConf: PodResolvConf,
-		FlannelImage:   FlannelImage,
+		FlannelImage:    FlannelImage,
+		KubeVIPManifest: KubeVIPManifest, SuperAdminConf: SuperAdminConf, JoinAfterPath: JoinAfterPath,
 		KubeconfigPort: guestlink.KubeconfigPort, KubeconfigEnd: guestlink.KubeconfigEnd,
 	}
 	var b bytes.Buffer

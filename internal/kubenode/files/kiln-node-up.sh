@@ -63,6 +63,20 @@ ready_api() { curl -ksf https://127.0.0.1:6443/readyz | grep -qx ok; }
 if [ -f {{.KubeadmJoinPath}} ]; then
 	# This node joins a cluster (its per-node config says how).
 	if [ ! -f /etc/kubernetes/kubelet.conf ]; then
+{{- if eq .Role "control-plane"}}
+{{- /*
+An extra control plane joins after the one before it has joined (or, for the second, after
+the first has finished kubeadm init): its API server answers on its own address and serves the
+cluster-info that discovery reads. So etcd grows one member at a time, each added to a healthy
+cluster.
+*/}}
+		if [ -f {{.JoinAfterPath}} ]; then
+			before=$(cat {{.JoinAfterPath}})
+			say "waiting for the control plane at $before"
+			joined() { curl -ksf "https://$before/readyz" | grep -qx ok && curl -ksf "https://$before/api/v1/namespaces/kube-public/configmaps/cluster-info" >/dev/null; }
+			wait_for 3600 joined || { say "the control plane at $before did not come up in an hour; trying again"; exit 1; }
+		fi
+{{- end}}
 		say "kubeadm join"
 		kubeadm join --config {{.KubeadmJoinPath}}
 	fi
@@ -102,11 +116,34 @@ same steps at the next attempt.
 		etcd_up=1 && say "etcd healthy"
 		wait_for 1800 ready_api || { say "API server not ready after 30 minutes; trying again"; exit 1; }
 		api_up=1 && say "apiserver ready"
+{{- /*
+The rest of kubeadm init, and every kubeconfig it writes, talk to controlPlaneEndpoint. A
+virtual IP is up once kube-vip, on this API server, holds its lease.
+*/}}
+		if [ -f {{.KubeVIPManifest}} ]; then
+			endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' {{.KubeadmConfigPath}})
+			vip_up() { curl -ksf "https://$endpoint/readyz" | grep -qx ok; }
+			wait_for 1800 vip_up || { say "the virtual IP $endpoint did not answer in 30 minutes; trying again"; exit 1; }
+			say "virtual IP answering ($endpoint)"
+		fi
 		say "kubeadm init: controller manager, scheduler, cluster objects"
-		upload=""
-		grep -q '^certificateKey:' {{.KubeadmConfigPath}} && upload=--upload-certs
-		kubeadm init --config {{.KubeadmConfigPath}} --skip-phases=preflight,certs,kubeconfig,etcd,control-plane/apiserver,kubelet-start --skip-token-print $upload
+		kubeadm init --config {{.KubeadmConfigPath}} --skip-phases=preflight,certs,kubeconfig,etcd,control-plane/apiserver,kubelet-start --skip-token-print
 		touch "$state/init-done"
+	fi
+{{- /*
+super-admin.conf (system:masters, beyond RBAC) is what kubeadm init needs before it has bound
+admin.conf's group to cluster-admin; afterwards nothing on the node needs it, so it goes (the
+administrator's own kubeconfig is kiln cluster init's admin.conf). kube-vip moves to
+admin.conf first.
+*/}}
+	if [ -f {{.SuperAdminConf}} ]; then
+		if grep -qs {{.SuperAdminConf}} {{.KubeVIPManifest}}; then
+			# through a hidden file beside it (kubelet reads no hidden file as a static pod)
+			sed 's#{{.SuperAdminConf}}#/etc/kubernetes/admin.conf#' {{.KubeVIPManifest}} > /etc/kubernetes/manifests/.kube-vip.yaml
+			mv /etc/kubernetes/manifests/.kube-vip.yaml {{.KubeVIPManifest}}
+		fi
+		rm -f {{.SuperAdminConf}}
+		say "super-admin.conf removed"
 	fi
 fi
 [ -n "${etcd_up:-}" ] || { wait_for 900 healthy_etcd && say "etcd healthy"; }
