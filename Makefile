@@ -25,7 +25,7 @@ BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap
 TEST_DEPS := qemu-system-x86 qemu-utils ovmf time shellcheck systemd openssh-client
 BENCH_DEPS := time bc python3 mount
 
-.PHONY: all prereqs kiln deps test-deps supply-deps base supply image worker minimal unit test test-controlplane test-cluster fuzz bench clean
+.PHONY: all prereqs kiln deps test-deps supply-deps base supply image worker minimal unit test test-controlplane test-cluster test-ha fuzz bench clean
 all: kiln
 
 prereqs:
@@ -101,6 +101,12 @@ test-controlplane: test-deps base supply kiln
 # more CPU than two emulated machines get there (qemu-tests/q5_test.go says what was measured).
 test-cluster: test-deps base supply kiln
 	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 90m -tags cluster -run "TestClusterQ5" -v ./qemu-tests
+
+# The opt-in high-availability scenario (Q6): three control planes behind a virtual IP
+# (kube-vip), stacked etcd; the VIP holder killed and rejoining, then a power cut of all three.
+# Six emulated CPUs: it needs a machine with more than two cores (qemu-tests/q6_test.go).
+test-ha: test-deps base supply kiln
+	KILN_BIN=$(abspath $(BIN)) KILN_OCI=$(abspath $(OUT)/oci) KILN_SUPPLY=$(abspath $(OUT)/supply) $(GO) test -count=1 -timeout 180m -tags ha -run "TestHAQ6" -v ./qemu-tests
 
 # The Go fuzz targets, PACKAGE:TARGET:EXECS, one a line. make fuzz runs each for EXECS times
 # FUZZSCALE executions (about 20 s each here at FUZZSCALE=1, the CI run; the default 6 is about

@@ -20,8 +20,8 @@ func TestNoPrivateKeyInImages(t *testing.T) {
 }
 
 // TestPrivateSegment boots two machines with `kiln run --lan` on one private segment, each
-// with a per-node config from `kiln cluster init` giving its name and static address to the
-// interface with its MAC: they reach each other, and nothing outside.
+// with a per-node config from `kiln cluster init` giving its name, and its static address to the
+// interface with its MAC, named kiln0: they reach each other, and nothing outside.
 func TestPrivateSegment(t *testing.T) {
 	recipes := filepath.Join(repoRoot(), "recipes")
 	dir := clusterInit(t, filepath.Join(recipes, "control-plane.yaml"), filepath.Join(recipes, "worker.yaml"))
@@ -42,8 +42,9 @@ func TestPrivateSegment(t *testing.T) {
 		if out := mustRun(t, m, "hostname", 0); out != m.name {
 			t.Errorf("%s: hostname %q", m.name, out)
 		}
-		if out := mustRun(t, m, "ip -4 -br addr show to 10.10.0.0/24 | awk '{print $3}'", 0); !strings.HasPrefix(out, []string{"10.10.0.10/24", "10.10.0.11/24"}[i]) {
-			t.Errorf("%s: address on the private segment %q", m.name, out)
+		// the config names the interface with the node's MAC kiln0 (kube-vip's interface)
+		if out := mustRun(t, m, "ip -4 -br addr show to 10.10.0.0/24 | awk '{print $1, $3}'", 0); !strings.HasPrefix(out, "kiln0 "+[]string{"10.10.0.10/24", "10.10.0.11/24"}[i]) {
+			t.Errorf("%s: interface and address on the private segment %q, want kiln0 with the node's address", m.name, out)
 		}
 		mustRun(t, m, "ping -c 2 -W 10 "+peer+" >/dev/null", 0)
 		if out := mustRun(t, m, "ip route get 1.1.1.1 | head -1", 0); !strings.Contains(out, "dev") {
@@ -70,9 +71,14 @@ nodes:
 // clusterInit runs `kiln cluster init` on clusterDef with the two roles' recipes and returns
 // the directory it wrote.
 func clusterInit(t *testing.T, cpRecipe, workerRecipe string) string {
+	return clusterInitDef(t, fmt.Sprintf(clusterDef, cpRecipe, workerRecipe))
+}
+
+// clusterInitDef runs kiln cluster init on a cluster definition and returns its output directory.
+func clusterInitDef(t *testing.T, definition string) string {
 	kiln, _ := requireInputs(t)
 	def := filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(def, []byte(fmt.Sprintf(clusterDef, cpRecipe, workerRecipe)), 0o644); err != nil {
+	if err := os.WriteFile(def, []byte(definition), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "cluster") // cluster init refuses a directory holding other files

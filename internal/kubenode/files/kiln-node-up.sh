@@ -58,6 +58,8 @@ say "images preloaded ($(ctr -n k8s.io images ls -q | grep -vc '^sha256:') image
 etcd_up='' api_up=''
 healthy_etcd() { curl -sf http://127.0.0.1:2381/health | grep -q '"health":"true"'; }
 ready_api() { curl -ksf https://127.0.0.1:6443/readyz | grep -qx ok; }
+endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' {{.KubeadmConfigPath}})
+ready_vip() { curl -ksf "https://$endpoint/readyz" | grep -qx ok; } # with kube-vip: the cluster's virtual IP
 {{- end}}
 
 if [ -f {{.KubeadmJoinPath}} ]; then
@@ -121,9 +123,7 @@ The rest of kubeadm init, and every kubeconfig it writes, talk to controlPlaneEn
 virtual IP is up once kube-vip, on this API server, holds its lease.
 */}}
 		if [ -f {{.KubeVIPManifest}} ]; then
-			endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' {{.KubeadmConfigPath}})
-			vip_up() { curl -ksf "https://$endpoint/readyz" | grep -qx ok; }
-			wait_for 1800 vip_up || { say "the virtual IP $endpoint did not answer in 30 minutes; trying again"; exit 1; }
+			wait_for 1800 ready_vip || { say "the virtual IP $endpoint did not answer in 30 minutes; trying again"; exit 1; }
 			say "virtual IP answering ($endpoint)"
 		fi
 		say "kubeadm init: controller manager, scheduler, cluster objects"
@@ -134,13 +134,20 @@ virtual IP is up once kube-vip, on this API server, holds its lease.
 super-admin.conf (system:masters, beyond RBAC) is what kubeadm init needs before it has bound
 admin.conf's group to cluster-admin; afterwards nothing on the node needs it, so it goes (the
 administrator's own kubeconfig is kiln cluster init's admin.conf). kube-vip moves to
-admin.conf first.
+admin.conf first; the VIP is gone while kubelet restarts kube-vip, and what follows talks to
+the API through it.
 */}}
 	if [ -f {{.SuperAdminConf}} ]; then
 		if grep -qs {{.SuperAdminConf}} {{.KubeVIPManifest}}; then
+			vip_container() { crictl --runtime-endpoint unix:///run/containerd/containerd.sock ps -q --name '^kube-vip$' --state running 2>/dev/null; }
+			old=$(vip_container || true)
 			# through a hidden file beside it (kubelet reads no hidden file as a static pod)
 			sed 's#{{.SuperAdminConf}}#/etc/kubernetes/admin.conf#' {{.KubeVIPManifest}} > /etc/kubernetes/manifests/.kube-vip.yaml
 			mv /etc/kubernetes/manifests/.kube-vip.yaml {{.KubeVIPManifest}}
+			new_vip_container() { id=$(vip_container) && [ -n "$id" ] && [ "$id" != "$old" ]; }
+			wait_for 600 new_vip_container || { say "kubelet did not restart kube-vip in 10 minutes; trying again"; exit 1; }
+			wait_for 600 ready_vip || { say "the virtual IP $endpoint did not answer again in 10 minutes; trying again"; exit 1; }
+			say "kube-vip on admin.conf"
 		fi
 		rm -f {{.SuperAdminConf}}
 		say "super-admin.conf removed"
