@@ -26,6 +26,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/imagefile"
 	"github.com/kiln-dev/kiln/internal/plan"
 	"github.com/kiln-dev/kiln/internal/rootlayers"
+	"github.com/kiln-dev/kiln/internal/uki"
 )
 
 // Contents are the bytes the plan's ESP files and root slot take from earlier stages: the
@@ -34,6 +35,7 @@ type Contents struct {
 	Root       []string // the root slot's squashfs images, base first (rootlayers)
 	Var        string   // path of the var file system's image (MakeVar); "" leaves it empty
 	Bootloader string   // host path of systemd-boot (plan.FromBootloader)
+	Stub       string   // host path of systemd's EFI stub (plan.FromUKI)
 	Kernel     string   // host path of the kernel (plan.FromKernel)
 	Initrd     []byte   // the initramfs (plan.FromInitrd)
 }
@@ -58,7 +60,7 @@ func Write(ctx context.Context, pl plan.Plan, c Contents) error {
 	if need > root.Size {
 		return &SlotTooSmallError{Need: need, Have: root.Size}
 	}
-	esp, err := espFiles(pl.ESP, c)
+	esp, err := espFiles(pl.ESP, c, pl.SourceDateEpoch)
 	if err != nil {
 		return err
 	}
@@ -247,7 +249,7 @@ type espFile struct {
 }
 
 // espFiles resolves where each of the plan's ESP files takes its bytes from.
-func espFiles(files []plan.ESPFile, c Contents) ([]espFile, error) {
+func espFiles(files []plan.ESPFile, c Contents, epoch int64) ([]espFile, error) {
 	var out []espFile
 	for _, f := range files {
 		e := espFile{path: f.Path}
@@ -260,12 +262,33 @@ func espFiles(files []plan.ESPFile, c Contents) ([]espFile, error) {
 			e.host = c.Kernel
 		case plan.FromInitrd:
 			e.data = c.Initrd
+		case plan.FromUKI:
+			var err error
+			if e.data, err = makeUKI(f, c, epoch); err != nil {
+				return nil, fmt.Errorf("writing ESP: %s: %w", f.Path, err)
+			}
 		default:
 			return nil, fmt.Errorf("writing ESP: %s: unknown source %q", f.Path, f.From)
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// makeUKI assembles the UKI f describes from the stub, kernel and initramfs.
+func makeUKI(f plan.ESPFile, c Contents, epoch int64) ([]byte, error) {
+	if c.Stub == "" {
+		return nil, fmt.Errorf("the base image has no systemd EFI stub %s (install systemd-boot-efi in it)", plan.BaseStub)
+	}
+	stub, err := os.ReadFile(c.Stub)
+	if err != nil {
+		return nil, err
+	}
+	kernel, err := os.ReadFile(c.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	return uki.Build(uki.Input{Stub: stub, Kernel: kernel, Initrd: c.Initrd, Cmdline: f.Cmdline, OSRelease: []byte(f.Content), Epoch: epoch})
 }
 
 // writeFAT makes a FAT32 file system labelled ESP on partition (0: the whole of d) holding

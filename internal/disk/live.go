@@ -112,7 +112,7 @@ func writeISO(ctx context.Context, pl plan.Plan, o plan.Output, c Contents, pack
 	if err != nil {
 		return errors.New("xorriso is not installed (Debian: apt-get install xorriso)")
 	}
-	files, err := espFiles(o.ESP, c)
+	files, err := espFiles(o.ESP, c, pl.SourceDateEpoch)
 	if err != nil {
 		return err
 	}

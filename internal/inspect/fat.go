@@ -12,10 +12,11 @@ import (
 // Bounds on what inspect reads of an ESP, whatever its file system claims: an ESP kiln writes
 // has a FAT of a few MiB, a dozen directories of one cluster and boot entries of a few lines.
 const (
-	maxFAT      = 64 << 20 // bytes of the FAT
-	maxDirBytes = 16 << 20 // bytes of all directories together
-	maxFiles    = 4096     // files and directories
-	maxEntry    = 64 << 10 // bytes of a boot loader entry
+	maxFAT      = 64 << 20  // bytes of the FAT
+	maxDirBytes = 16 << 20  // bytes of all directories together
+	maxFiles    = 4096      // files and directories
+	maxEntry    = 64 << 10  // bytes of a boot loader entry
+	maxUKI      = 256 << 20 // bytes of a UKI (its kernel and initramfs)
 )
 
 // fat is a FAT32 file system read within the bounds above. Every cluster chain it follows is

@@ -6,6 +6,7 @@
 package inspect
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/kiln-dev/kiln/internal/rootlayers"
+	"github.com/kiln-dev/kiln/internal/uki"
 )
 
 // Report is what an image holds.
@@ -22,7 +24,8 @@ type Report struct {
 	DiskGUID   string
 	Partitions []Partition
 	ESPFiles   []File
-	Entries    map[string]string // boot entry path -> contents
+	Entries    map[string]string   // boot entry path -> contents
+	UKIs       map[string]uki.Info `json:",omitempty"` // Type #2 entries (/EFI/Linux/*.efi) by path
 	Root       *Root
 }
 
@@ -73,7 +76,7 @@ func Image(path string) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the GPT of %s: %w", path, err)
 	}
-	r := &Report{Image: path, Size: size, DiskGUID: guid, Partitions: parts, Entries: map[string]string{}}
+	r := &Report{Image: path, Size: size, DiskGUID: guid, Partitions: parts, Entries: map[string]string{}, UKIs: map[string]uki.Info{}}
 	for _, p := range r.Partitions {
 		switch p.Type {
 		case typeESP:
@@ -98,6 +101,9 @@ func readESP(img io.ReaderAt, p Partition, r *Report) error {
 	err = fsys.walk(func(path string, e dirent) error {
 		r.ESPFiles = append(r.ESPFiles, File{Path: path, Size: e.size})
 		lower := strings.ToLower(path)
+		if strings.HasPrefix(lower, "/efi/linux/") && strings.HasSuffix(lower, ".efi") {
+			return readUKI(fsys, path, e, r)
+		}
 		if !strings.HasPrefix(lower, "/loader/") || !strings.HasSuffix(lower, ".conf") {
 			return nil
 		}
@@ -113,6 +119,23 @@ func readESP(img io.ReaderAt, p Partition, r *Report) error {
 	})
 	sort.Slice(r.ESPFiles, func(i, j int) bool { return r.ESPFiles[i].Path < r.ESPFiles[j].Path })
 	return err
+}
+
+// readUKI reads a Type #2 entry's sections and command line.
+func readUKI(fsys *fat, path string, e dirent, r *Report) error {
+	if e.size > maxUKI {
+		return fmt.Errorf("%s is %d MiB: kiln reads UKIs of at most %d MiB", path, e.size>>20, maxUKI>>20)
+	}
+	b, err := fsys.file(e)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	info, err := uki.Read(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	r.UKIs[path] = info
+	return nil
 }
 
 // readRoot reads the layers of the root slot p: nil when it holds no squashfs at all.

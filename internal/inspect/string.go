@@ -31,6 +31,18 @@ func (r *Report) String() string {
 			fmt.Fprintf(&b, "  %s\n", l)
 		}
 	}
+	names = names[:0]
+	for n := range r.UKIs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		u := r.UKIs[n]
+		fmt.Fprintf(&b, "\n%s: unified kernel image, kernel %s\n  command line: %s\n", n, u.Uname, u.Cmdline)
+		for _, s := range u.Sections {
+			fmt.Fprintf(&b, "  %-9s virtual %#09x size %#09x  file %#09x size %#09x\n", s.Name, s.VirtualAddress, s.VirtualSize, s.Offset, s.Size)
+		}
+	}
 	if r.Root != nil {
 		fmt.Fprintf(&b, "\nroot filesystem (%s): squashfs layers, the top over the base:\n", r.Root.Partition)
 		for i, l := range r.Root.Layers {

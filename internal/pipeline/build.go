@@ -185,7 +185,7 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 		return err
 	}
 	o.step("writing %d outputs", len(pl.Outputs))
-	err = disk.Write(ctx, pl, disk.Contents{Root: []string{m.base, m.top}, Var: m.varFS, Bootloader: m.bootloader, Kernel: m.kernel, Initrd: initramfs})
+	err = disk.Write(ctx, pl, disk.Contents{Root: []string{m.base, m.top}, Var: m.varFS, Bootloader: m.bootloader, Stub: m.stub, Kernel: m.kernel, Initrd: initramfs})
 	var small *disk.SlotTooSmallError
 	if errors.As(err, &small) {
 		return p.Recipe.Problem("disk.root", "%s is too small: the root filesystem needs %s",
@@ -196,19 +196,23 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 
 // made is what the outputs are written from, as files.
 type made struct {
-	base, top, varFS, initrd, kernel, bootloader string
-	baseKey, varKey                              string
-	keys                                         string // the file of the two keys (keysName)
+	base, top, varFS, initrd, kernel, bootloader, stub string
+	baseKey, varKey                                    string
+	keys                                               string // the file of the two keys (keysName)
 }
 
 // What a whole build's cache entry holds: its own files, and the keys of the base and var
 // entries it was made with (in keysName).
-var madeNames = [...]string{"top.squashfs", "initrd.img", "vmlinuz", "bootloader.efi"}
+var madeNames = [...]string{"top.squashfs", "initrd.img", "vmlinuz", "bootloader.efi", "stub.efi"}
 
 const keysName = "parts.json"
 
 func (m made) files() map[string]string {
-	return map[string]string{madeNames[0]: m.top, madeNames[1]: m.initrd, madeNames[2]: m.kernel, madeNames[3]: m.bootloader, keysName: m.keys}
+	f := map[string]string{madeNames[0]: m.top, madeNames[1]: m.initrd, madeNames[2]: m.kernel, madeNames[3]: m.bootloader, keysName: m.keys}
+	if m.stub != "" {
+		f[madeNames[4]] = m.stub
+	}
+	return f
 }
 
 // caches are the build cache's three kinds of entries and the keys of this build's parts;
@@ -302,7 +306,7 @@ func (cc *caches) whole(o Options) (made, bool) {
 	if raw, err := os.ReadFile(f[keysName]); err != nil || json.Unmarshal(raw, &keys) != nil {
 		return made{}, false
 	}
-	m := made{top: f[madeNames[0]], initrd: f[madeNames[1]], kernel: f[madeNames[2]], bootloader: f[madeNames[3]], baseKey: keys.Base, varKey: keys.Var}
+	m := made{top: f[madeNames[0]], initrd: f[madeNames[1]], kernel: f[madeNames[2]], bootloader: f[madeNames[3]], stub: f[madeNames[4]], baseKey: keys.Base, varKey: keys.Var}
 	b, ok := cc.get(o, buildcache.Bases, keys.Base)
 	if !ok {
 		return made{}, false
@@ -465,11 +469,16 @@ func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches
 	if err := os.WriteFile(m.initrd, initramfs, 0o644); err != nil {
 		return made{}, err
 	}
+	boots := map[string]string{m.kernel: boot.Kernel, m.bootloader: boot.Bootloader}
+	if boot.Stub != "" { // only a UKI needs it (disk.Write says so when it is missing)
+		m.stub = filepath.Join(work, "stub.efi")
+		boots[m.stub] = boot.Stub
+	}
 	if !ok {
 		cc.put(o, buildcache.Initrds, ikey, map[string]string{initrdName: m.initrd})
 	}
 	// The boot files are read from the merged tree, which goes when it is unmounted.
-	for dst, src := range map[string]string{m.kernel: boot.Kernel, m.bootloader: boot.Bootloader} {
+	for dst, src := range boots {
 		if err := copyFile(src, dst); err != nil {
 			return made{}, err
 		}

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/kiln-dev/kiln/internal/recipe"
@@ -12,7 +13,11 @@ const (
 	ESPBootloader = "/EFI/BOOT/BOOTX64.EFI"
 	ESPLoaderConf = "/loader/loader.conf"
 	ESPKernelDir  = "/kiln"
+	ESPUKIDir     = "/EFI/Linux" // where systemd-boot finds Type #2 entries
 )
+
+// ESPUKI is the Unified Kernel Image of a root slot; its file name is its boot entry's id.
+func ESPUKI(slot string) string { return ESPUKIDir + "/kiln-" + slot + ".efi" }
 
 // ESPEntry is the boot entry file for a root slot.
 func ESPEntry(slot string) string { return "/loader/entries/kiln-" + slot + ".conf" }
@@ -27,7 +32,11 @@ const (
 	FromBootloader = "bootloader" // the base image's systemd-boot, BaseBootloader
 	FromKernel     = "kernel"     // the base image's one /boot/vmlinuz-*
 	FromInitrd     = "initrd"     // the initramfs the build makes (kiln-init + Initrd.Modules)
+	FromUKI        = "uki"        // a UKI: BaseStub with the kernel, initrd, Cmdline and Content as os-release
 )
+
+// BaseStub is where Debian's systemd-boot-efi puts systemd's EFI stub in the base image.
+const BaseStub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 
 // BaseBootloader is where Debian's systemd-boot-efi puts systemd-boot in the base image.
 const BaseBootloader = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
@@ -36,25 +45,42 @@ const BaseBootloader = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 type ESPFile struct {
 	Path    string `json:"path"`
 	From    string `json:"from"`              // inline, bootloader, kernel or initrd
-	Content string `json:"content,omitempty"` // inline files' text
+	Content string `json:"content,omitempty"` // inline files' text; a UKI's os-release
 	SHA256  string `json:"sha256,omitempty"`  // of Content
+	Cmdline string `json:"cmdline,omitempty"` // a UKI's command line
 }
 
-// espFiles lists the ESP: systemd-boot as the removable-media loader, its configuration, and a
-// BLS Type #1 entry with the kernel and initramfs of the root slot.
-func espFiles(name, slot, cmdline string) []ESPFile {
+// espFiles lists the ESP: systemd-boot as the removable-media loader, its configuration, and
+// the root slot's boot entry: a UKI, or a BLS Type #1 entry with the kernel and initramfs.
+func espFiles(name, slot, cmdline string, uki bool) []ESPFile {
+	if uki {
+		return []ESPFile{
+			{Path: ESPBootloader, From: FromBootloader},
+			loaderConf(path.Base(ESPUKI(slot))),
+			ukiFile(name, slot, cmdline),
+		}
+	}
 	return []ESPFile{
 		{Path: ESPBootloader, From: FromBootloader},
-		loaderConf(slot),
+		loaderConf("kiln-" + slot + ".conf"),
 		bootEntry(name, slot, ESPKernel(slot), ESPInitrd(slot), cmdline),
 		{Path: ESPKernel(slot), From: FromKernel},
 		{Path: ESPInitrd(slot), From: FromInitrd},
 	}
 }
 
-// loaderConf is systemd-boot's configuration: boot entry def at once, no menu, no editor.
+// loaderConf is systemd-boot's configuration: boot entry def (its id) at once, no menu, no
+// editor.
 func loaderConf(def string) ESPFile {
-	return inlineESP(ESPLoaderConf, fmt.Sprintf("default kiln-%s.conf\ntimeout 0\nconsole-mode keep\neditor no\n", def))
+	return inlineESP(ESPLoaderConf, fmt.Sprintf("default %s\ntimeout 0\nconsole-mode keep\neditor no\n", def))
+}
+
+// ukiFile is a root slot's UKI; its os-release names the image and the slot (systemd-boot's
+// menu shows PRETTY_NAME).
+func ukiFile(name, slot, cmdline string) ESPFile {
+	f := inlineESP(ESPUKI(slot), fmt.Sprintf("ID=kiln\nNAME=kiln\nPRETTY_NAME=%s (%s)\nIMAGE_ID=%s\n", name, slot, name))
+	f.From, f.Cmdline = FromUKI, cmdline
+	return f
 }
 
 // bootEntry is a BLS Type #1 entry.
@@ -98,7 +124,7 @@ func liveOutput(pl Plan, o Output, extra []string, install *recipe.Install) Outp
 	if o.Format != "iso" {
 		return o
 	}
-	o.ESP = []ESPFile{{Path: ESPBootloader, From: FromBootloader}, loaderConf(entries[len(entries)-1][0])}
+	o.ESP = []ESPFile{{Path: ESPBootloader, From: FromBootloader}, loaderConf("kiln-" + entries[len(entries)-1][0] + ".conf")}
 	for _, e := range entries {
 		o.ESP = append(o.ESP, bootEntry(pl.Name, e[0], liveKernel, liveInitrd, e[1]))
 	}

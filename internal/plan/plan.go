@@ -196,7 +196,7 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	pl.Node.Units = enabledUnits(pl.Files)
 	pl.ID = pl.inputDigest()
 	pl.Cmdline = cmdline("kiln.root="+pl.RootSlot, r.Recipe.Kernel.Cmdline)
-	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline)
+	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline, r.Recipe.Kernel.UKI)
 	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
 	pl.VarFS = VarFS{UUID: strings.ToLower(derivedGUID(pl.imageDigest(), "var-fs")), FreshLabel: guestlink.VarFreshLabel, Preload: countRole(pl.Inputs, "preload")}

@@ -158,3 +158,33 @@ func TestLiveMedia(t *testing.T) {
 		t.Errorf("boot image files %v", iso.ESP)
 	}
 }
+
+// TestUKI: with kernel.uki the ESP holds systemd-boot, its configuration naming the slot's UKI
+// as the default entry, and the UKI (the command line inside it, no Type #1 entry, kernel or
+// initramfs beside it).
+func TestUKI(t *testing.T) {
+	r := loaded(recipe.Disk{}, "quiet")
+	r.Recipe.Kernel.UKI = true
+	pl := mustMake(t, r, Pinned{}, "x")
+	var paths []string
+	for _, f := range pl.ESP {
+		paths = append(paths, f.Path)
+	}
+	if got := strings.Join(paths, " "); got != "/EFI/BOOT/BOOTX64.EFI /loader/loader.conf /EFI/Linux/kiln-root-a.efi" {
+		t.Fatalf("ESP %s", got)
+	}
+	if c := pl.ESP[1].Content; !strings.HasPrefix(c, "default kiln-root-a.efi\n") {
+		t.Errorf("loader.conf %q does not default to the UKI", c)
+	}
+	u := pl.ESP[2]
+	if u.From != FromUKI || u.Cmdline != pl.Cmdline || !strings.Contains(u.Content, "PRETTY_NAME=n (root-a)\n") || u.SHA256 == "" {
+		t.Errorf("UKI %+v", u)
+	}
+	if s := pl.String(); !strings.Contains(s, "UKI: base image "+BaseStub) {
+		t.Errorf("String() does not say where the UKI comes from:\n%s", s)
+	}
+	r.Recipe.Kernel.UKI = false
+	if pl2 := mustMake(t, r, Pinned{}, "x"); pl2.ESP[1].Content == pl.ESP[1].Content {
+		t.Errorf("without kernel.uki loader.conf still names the UKI")
+	}
+}

@@ -87,6 +87,8 @@ func espSource(f ESPFile) string {
 		return "base image /boot/vmlinuz-*"
 	case FromInitrd:
 		return "kiln-init + the initramfs modules (cpio, zstd)"
+	case FromUKI:
+		return fmt.Sprintf("UKI: base image %s + the kernel + the initramfs, command line above, os-release sha256:%s:\n%s", BaseStub, short(f.SHA256), indent(f.Content, "      "))
 	}
 	return f.From
 }

@@ -45,6 +45,7 @@ type File struct {
 // Kernel holds the kernel settings.
 type Kernel struct {
 	Cmdline []string `yaml:"cmdline" doc:"Extra kernel command-line parameters, appended to kiln's own."`
+	UKI     bool     `yaml:"uki" doc:"Boot a Unified Kernel Image (systemd's EFI stub with the kernel, initramfs, command line and os-release, in \\EFI\\Linux\\) instead of a boot entry naming a kernel, an initramfs and a command line on the ESP."`
 }
 
 // Disk holds the partition sizes. Sizes are strings like 4GiB, 300MiB or 1G: whole numbers of

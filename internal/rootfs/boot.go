@@ -15,6 +15,7 @@ type Boot struct {
 	Kernel        string // host path of /boot/vmlinuz-<version>
 	ModulesDir    string // host path of /usr/lib/modules/<version>
 	Bootloader    string // host path of systemd-boot's EFI binary
+	Stub          string // host path of systemd's EFI stub (for UKIs), "" when the base has none
 	Vmlinux       string // host path of the kernel's decompressed image, when a stage has one
 }
 
@@ -43,5 +44,13 @@ func FindBoot(root string) (Boot, error) {
 	if _, err := os.Stat(b.Bootloader); err != nil {
 		return Boot{}, fmt.Errorf("no systemd-boot: %s is missing (install systemd-boot-efi in the base)", plan.BaseBootloader)
 	}
+	if stub := filepath.Join(root, plan.BaseStub); fileExists(stub) {
+		b.Stub = stub
+	}
 	return b, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

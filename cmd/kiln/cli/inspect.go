@@ -11,7 +11,7 @@ import (
 func newInspectCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "inspect IMAGE",
-		Short:   "List an image's partitions, ESP files, boot entries and root filesystem (no root needed)",
+		Short:   "List an image's partitions, ESP files, boot entries (a UKI's sections and command line) and root filesystem (no root needed)",
 		Example: `  kiln inspect out/minimal.raw`,
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
