@@ -10,18 +10,17 @@ import (
 	"testing"
 
 	"github.com/kiln-dev/kiln/internal/inspect"
-	"github.com/kiln-dev/kiln/internal/vm"
+	"github.com/kiln-dev/kiln/internal/uki"
 )
 
 // efiVar prints a systemd-boot / systemd-stub EFI variable's UTF-16 text as ASCII (efivarfs:
 // four bytes of attributes, then the value).
 const efiVar = "tail -c +5 /sys/firmware/efi/efivars/%s-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tr -d '\\000'"
 
-// TestUKIBoot builds recipes/minimal.yaml with kernel.uki: the ESP holds systemd-boot and one
-// Unified Kernel Image, no Type #1 entry; kiln inspect reads the UKI's sections and command
-// line; OVMF → systemd-boot → the UKI's systemd-stub boot it, with its embedded command line.
-func TestUKIBoot(t *testing.T) {
-	kiln, _ := requireInputs(t)
+// ukiVariant writes recipes/minimal.yaml with kernel.uki to a temporary directory and returns
+// its path.
+func ukiVariant(t *testing.T) string {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(repoRoot(), "recipes", "minimal.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -32,16 +31,28 @@ func TestUKIBoot(t *testing.T) {
 	if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	img := buildRecipeFile(t, "minimal-uki", path)
+	return path
+}
 
+// inspectImage is kiln inspect's report of img.
+func inspectImage(t *testing.T, kiln, img string) inspect.Report {
+	t.Helper()
 	out, err := exec.Command(kiln, "inspect", img, "--output", "json").Output()
 	if err != nil {
-		t.Fatalf("kiln inspect: %v", err)
+		t.Fatalf("kiln inspect %s: %v", img, err)
 	}
 	var r inspect.Report
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// checkUKIImage: the image's ESP holds systemd-boot and one Unified Kernel Image with the stub's
+// sections then kiln's five and kiln's command line, no Type #1 entry, kernel or initramfs
+// (kiln inspect's reading of it); it returns the UKI's reading.
+func checkUKIImage(t *testing.T, r inspect.Report) uki.Info {
+	t.Helper()
 	const entry = "/EFI/Linux/kiln-root-a.efi"
 	u, ok := r.UKIs[entry]
 	var sections []string
@@ -56,9 +67,13 @@ func TestUKIBoot(t *testing.T) {
 			t.Errorf("%s is on the ESP beside the UKI", f.Path)
 		}
 	}
+	return u
+}
 
-	m := Boot(t, vm.Config{Image: copyImage(t, img)}, artifactDir(t), "boot")
-	bootToShell(t, m)
+// checkUKIBooted: the running machine was started from the UKI by systemd-boot and
+// systemd-stub, with the UKI's command line and kernel.
+func checkUKIBooted(t *testing.T, m *Machine, u uki.Info) {
+	t.Helper()
 	if got := mustRun(t, m, "cat /proc/cmdline", 0); strings.TrimSpace(got) != u.Cmdline {
 		t.Errorf("/proc/cmdline = %q, want the UKI's %q", got, u.Cmdline)
 	}

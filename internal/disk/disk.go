@@ -7,10 +7,13 @@ package disk
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,6 +41,10 @@ type Contents struct {
 	Stub       string   // host path of systemd's EFI stub (plan.FromUKI)
 	Kernel     string   // host path of the kernel (plan.FromKernel)
 	Initrd     []byte   // the initramfs (plan.FromInitrd)
+	// Sign signs an EFI binary with the owner's db key (plan.ESPFile.Signed); Keys are the
+	// enrolment files of the key directory by name (plan.FromKeys).
+	Sign func(pe []byte) ([]byte, error)
+	Keys map[string][]byte
 }
 
 // SlotTooSmallError says a root filesystem does not fit its slot.
@@ -252,27 +259,59 @@ type espFile struct {
 func espFiles(files []plan.ESPFile, c Contents, epoch int64) ([]espFile, error) {
 	var out []espFile
 	for _, f := range files {
-		e := espFile{path: f.Path}
-		switch f.From {
-		case plan.FromInline:
-			e.data = []byte(f.Content)
-		case plan.FromBootloader:
-			e.host = c.Bootloader
-		case plan.FromKernel:
-			e.host = c.Kernel
-		case plan.FromInitrd:
-			e.data = c.Initrd
-		case plan.FromUKI:
-			var err error
-			if e.data, err = makeUKI(f, c, epoch); err != nil {
-				return nil, fmt.Errorf("writing ESP: %s: %w", f.Path, err)
-			}
-		default:
-			return nil, fmt.Errorf("writing ESP: %s: unknown source %q", f.Path, f.From)
+		e, err := espData(f, c, epoch)
+		if err == nil && f.Signed {
+			e, err = signed(e, c)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("writing ESP: %s: %w", f.Path, err)
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// espData is where an ESP file's bytes come from.
+func espData(f plan.ESPFile, c Contents, epoch int64) (espFile, error) {
+	e := espFile{path: f.Path}
+	var err error
+	switch f.From {
+	case plan.FromInline:
+		e.data = []byte(f.Content)
+	case plan.FromBootloader:
+		e.host = c.Bootloader
+	case plan.FromKernel:
+		e.host = c.Kernel
+	case plan.FromInitrd:
+		e.data = c.Initrd
+	case plan.FromUKI:
+		e.data, err = makeUKI(f, c, epoch)
+	case plan.FromKeys:
+		e.data = c.Keys[strings.TrimSuffix(path.Base(f.Path), ".auth")]
+		if sum := sha256.Sum256(e.data); e.data == nil || hex.EncodeToString(sum[:]) != f.SHA256 {
+			err = errors.New("the key directory's file is not the one the plan was made with")
+		}
+	default:
+		err = fmt.Errorf("unknown source %q", f.From)
+	}
+	return e, err
+}
+
+// signed is e signed with the owner's db key.
+func signed(e espFile, c Contents) (espFile, error) {
+	if c.Sign == nil {
+		return e, errors.New("the plan signs it but the build has no keys")
+	}
+	if e.data == nil {
+		b, err := os.ReadFile(e.host)
+		if err != nil {
+			return e, err
+		}
+		e.data = b
+	}
+	var err error
+	e.data, err = c.Sign(e.data)
+	return e, err
 }
 
 // makeUKI assembles the UKI f describes from the stub, kernel and initramfs.

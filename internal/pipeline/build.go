@@ -34,6 +34,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/preload"
 	"github.com/kiln-dev/kiln/internal/recipe"
 	"github.com/kiln-dev/kiln/internal/rootfs"
+	"github.com/kiln-dev/kiln/internal/secureboot"
 )
 
 // Options configure a build.
@@ -52,6 +53,9 @@ type Options struct {
 	Warn func(msg string)
 	// Lock says how the recipe's lock file (RECIPE.lock) is used.
 	Lock LockMode
+	// SecureBootKeys is the owner's key directory (kiln keys create): the build signs the ESP's
+	// EFI binaries with its db key and puts its enrolment files on the ESP. "" signs nothing.
+	SecureBootKeys string
 }
 
 // LockMode says how a build uses the recipe's lock file.
@@ -85,8 +89,9 @@ type Planned struct {
 	Recipe *recipe.Loaded
 	Plan   plan.Plan
 	Inputs pin.Result
-	Lock   lock.File // what the inputs resolved to, as a lock file records it
-	Drift  []string  // every input that resolved differently from the recipe's lock file
+	Lock   lock.File        // what the inputs resolved to, as a lock file records it
+	Drift  []string         // every input that resolved differently from the recipe's lock file
+	Keys   *secureboot.Keys // the owner's Secure Boot keys, when the build signs
 }
 
 // MakePlan loads the recipe, pins every input and returns the plan, without building.
@@ -126,11 +131,28 @@ func MakePlan(ctx context.Context, o Options) (*Planned, error) {
 	for _, d := range drift {
 		o.warn("lock: " + d)
 	}
+	var keys *secureboot.Keys
+	if o.SecureBootKeys != "" {
+		if keys, err = secureboot.Load(o.SecureBootKeys); err != nil {
+			return nil, fmt.Errorf("--secure-boot-keys: %w", err)
+		}
+		in.Pinned.SecureBoot = secureBootPlan(keys)
+	}
 	pl, err := plan.Make(r, in.Pinned, o.Output)
 	if err != nil {
 		return nil, err
 	}
-	return &Planned{Recipe: r, Plan: pl, Inputs: in, Lock: got, Drift: drift}, nil
+	return &Planned{Recipe: r, Plan: pl, Inputs: in, Lock: got, Drift: drift, Keys: keys}, nil
+}
+
+// secureBootPlan is what the plan records of the keys: digests of their public parts.
+func secureBootPlan(k *secureboot.Keys) *plan.SecureBoot {
+	hash := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	sb := &plan.SecureBoot{DBCertSHA256: hash(k.DB.Raw), Auth: map[string]string{}, Enroll: "force"}
+	for n, b := range k.Auth {
+		sb.Auth[n] = hash(b)
+	}
+	return sb
 }
 
 // readLock reads the recipe's lock file as o.Lock says.
@@ -185,7 +207,11 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 		return err
 	}
 	o.step("writing %d outputs", len(pl.Outputs))
-	err = disk.Write(ctx, pl, disk.Contents{Root: []string{m.base, m.top}, Var: m.varFS, Bootloader: m.bootloader, Stub: m.stub, Kernel: m.kernel, Initrd: initramfs})
+	c := disk.Contents{Root: []string{m.base, m.top}, Var: m.varFS, Bootloader: m.bootloader, Stub: m.stub, Kernel: m.kernel, Initrd: initramfs}
+	if p.Keys != nil {
+		c.Sign, c.Keys = p.Keys.Sign, p.Keys.Auth
+	}
+	err = disk.Write(ctx, pl, c)
 	var small *disk.SlotTooSmallError
 	if errors.As(err, &small) {
 		return p.Recipe.Problem("disk.root", "%s is too small: the root filesystem needs %s",

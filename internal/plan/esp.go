@@ -28,11 +28,12 @@ func ESPInitrd(slot string) string { return ESPKernelDir + "/" + slot + "/initrd
 
 // Where an ESP file's bytes come from.
 const (
-	FromInline     = "inline"     // ESPFile.Content
-	FromBootloader = "bootloader" // the base image's systemd-boot, BaseBootloader
-	FromKernel     = "kernel"     // the base image's one /boot/vmlinuz-*
-	FromInitrd     = "initrd"     // the initramfs the build makes (kiln-init + Initrd.Modules)
-	FromUKI        = "uki"        // a UKI: BaseStub with the kernel, initrd, Cmdline and Content as os-release
+	FromInline     = "inline"           // ESPFile.Content
+	FromBootloader = "bootloader"       // the base image's systemd-boot, BaseBootloader
+	FromKernel     = "kernel"           // the base image's one /boot/vmlinuz-*
+	FromInitrd     = "initrd"           // the initramfs the build makes (kiln-init + Initrd.Modules)
+	FromUKI        = "uki"              // a UKI: BaseStub with the kernel, initrd, Cmdline and Content as os-release
+	FromKeys       = "secure-boot-keys" // an enrolment file (.auth) of the owner's key directory
 )
 
 // BaseStub is where Debian's systemd-boot-efi puts systemd's EFI stub in the base image.
@@ -48,6 +49,39 @@ type ESPFile struct {
 	Content string `json:"content,omitempty"` // inline files' text; a UKI's os-release
 	SHA256  string `json:"sha256,omitempty"`  // of Content
 	Cmdline string `json:"cmdline,omitempty"` // a UKI's command line
+	Signed  bool   `json:"signed,omitempty"`  // signed with the owner's db key (Authenticode)
+}
+
+// SecureBoot is what a signed build takes from the owner's key directory: digests only.
+type SecureBoot struct {
+	DBCertSHA256 string            `json:"dbCertSHA256"` // of db's certificate (DER), which signs
+	Auth         map[string]string `json:"auth"`         // PK, KEK, db: sha256 of each .auth file
+	Enroll       string            `json:"enroll"`       // systemd-boot's secure-boot-enroll
+}
+
+// KeyNames are the variables a key directory enrols, in the order they are written.
+var KeyNames = []string{"PK", "KEK", "db"}
+
+// ESPKeysDir is where systemd-boot looks for keys to enrol in setup mode.
+const ESPKeysDir = "/loader/keys/auto"
+
+// secureBootESP marks the EFI binaries signed, tells systemd-boot to enrol the keys (force:
+// without asking, on a machine in setup mode; systemd-boot 252 has no if-safe) and adds them.
+func secureBootESP(esp []ESPFile, sb SecureBoot) []ESPFile {
+	out := make([]ESPFile, 0, len(esp)+len(KeyNames))
+	for _, f := range esp {
+		switch {
+		case f.From == FromBootloader || f.From == FromUKI:
+			f.Signed = true
+		case f.Path == ESPLoaderConf:
+			f = inlineESP(f.Path, f.Content+"secure-boot-enroll "+sb.Enroll+"\n")
+		}
+		out = append(out, f)
+	}
+	for _, n := range KeyNames {
+		out = append(out, ESPFile{Path: ESPKeysDir + "/" + n + ".auth", From: FromKeys, SHA256: sb.Auth[n]})
+	}
+	return out
 }
 
 // espFiles lists the ESP: systemd-boot as the removable-media loader, its configuration, and

@@ -133,6 +133,9 @@ type Plan struct {
 	Partitions      []Partition `json:"partitions"`
 	VarFS           VarFS       `json:"varFS"`
 	Outputs         []Output    `json:"outputs"`
+	// SecureBoot, when set, says the ESP's EFI binaries are signed with the owner's db key and
+	// that systemd-boot enrols the owner's keys on a machine in setup mode.
+	SecureBoot *SecureBoot `json:"secureBoot,omitempty"`
 	// LiveLabel names the live media's root (an ISO's volume ID; kiln.live= on their command
 	// line), when the plan writes one.
 	LiveLabel string `json:"liveLabel,omitempty"`
@@ -164,6 +167,9 @@ type Pinned struct {
 	// SourceDateEpoch is the timestamp written into the image; the caller takes it from
 	// $SOURCE_DATE_EPOCH or derives it from the inputs.
 	SourceDateEpoch int64
+	// SecureBoot, when the build signs for Secure Boot, holds the digests of the keys' public
+	// parts (the private keys never reach the plan).
+	SecureBoot *SecureBoot
 }
 
 // Make builds the plan for r with its pinned inputs, writing to output.
@@ -197,6 +203,13 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	pl.ID = pl.inputDigest()
 	pl.Cmdline = cmdline("kiln.root="+pl.RootSlot, r.Recipe.Kernel.Cmdline)
 	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline, r.Recipe.Kernel.UKI)
+	if p.SecureBoot != nil {
+		if !r.Recipe.Kernel.UKI {
+			return Plan{}, r.Problem("kernel.uki", "signing for Secure Boot needs kernel.uki: true (a boot entry's kernel command line and initramfs are not signed)")
+		}
+		pl.SecureBoot = p.SecureBoot
+		pl.ESP = secureBootESP(pl.ESP, *p.SecureBoot)
+	}
 	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
 	pl.VarFS = VarFS{UUID: strings.ToLower(derivedGUID(pl.imageDigest(), "var-fs")), FreshLabel: guestlink.VarFreshLabel, Preload: countRole(pl.Inputs, "preload")}

@@ -188,3 +188,33 @@ func TestUKI(t *testing.T) {
 		t.Errorf("without kernel.uki loader.conf still names the UKI")
 	}
 }
+
+// TestSecureBoot: with keys the boot loader and the UKI are marked signed, loader.conf enrols
+// the keys and the three .auth files are on the ESP; without kernel.uki it is a located error.
+func TestSecureBoot(t *testing.T) {
+	sb := &SecureBoot{DBCertSHA256: "c", Auth: map[string]string{"PK": "1", "KEK": "2", "db": "3"}, Enroll: "force"}
+	r := loaded(recipe.Disk{})
+	if _, err := Make(r, Pinned{SecureBoot: sb}, "x"); err == nil || !strings.Contains(err.Error(), "kernel.uki: signing for Secure Boot needs kernel.uki: true") {
+		t.Errorf("Make without kernel.uki = %v", err)
+	}
+	r.Recipe.Kernel.UKI = true
+	pl := mustMake(t, r, Pinned{SecureBoot: sb}, "x")
+	got := map[string]ESPFile{}
+	for _, f := range pl.ESP {
+		got[f.Path] = f
+	}
+	if !got[ESPBootloader].Signed || !got[ESPUKI(LabelRootA)].Signed || got[ESPLoaderConf].Signed {
+		t.Errorf("signed files: %+v", pl.ESP)
+	}
+	if c := got[ESPLoaderConf].Content; !strings.HasSuffix(c, "\nsecure-boot-enroll force\n") {
+		t.Errorf("loader.conf %q does not enrol the keys", c)
+	}
+	for i, n := range []string{"PK", "KEK", "db"} {
+		if f := got[ESPKeysDir+"/"+n+".auth"]; f.From != FromKeys || f.SHA256 != fmt.Sprint(i+1) {
+			t.Errorf("%s.auth: %+v", n, f)
+		}
+	}
+	if pl.SecureBoot == nil || !strings.Contains(pl.String(), "(signed with db, sha256:c)") {
+		t.Errorf("the plan does not say what is signed:\n%s", pl.String())
+	}
+}

@@ -44,7 +44,11 @@ func (pl Plan) String() string {
 		strings.Join(pl.Initrd.Modules, " "), strings.Join(pl.Initrd.Drivers, " "))
 	b.WriteString("\nESP files:\n")
 	for _, f := range pl.ESP {
-		fmt.Fprintf(&b, "  %s  <- %s\n", f.Path, espSource(f))
+		signed := ""
+		if f.Signed && pl.SecureBoot != nil {
+			signed = " (signed with db, sha256:" + short(pl.SecureBoot.DBCertSHA256) + ")"
+		}
+		fmt.Fprintf(&b, "  %s  <- %s%s\n", f.Path, espSource(f), signed)
 	}
 	fmt.Fprintf(&b, "\nkernel command line:\n  %s\n\ndisk: %s, GPT, disk GUID %s\n", pl.Cmdline, recipe.FormatSize(pl.DiskSize), pl.DiskGUID)
 	fmt.Fprintf(&b, "  %-2s %-7s %-10s %-10s %-36s %s\n", "#", "label", "start", "size", "type", "contents")
@@ -87,6 +91,8 @@ func espSource(f ESPFile) string {
 		return "base image /boot/vmlinuz-*"
 	case FromInitrd:
 		return "kiln-init + the initramfs modules (cpio, zstd)"
+	case FromKeys:
+		return "the owner's key directory, sha256:" + short(f.SHA256)
 	case FromUKI:
 		return fmt.Sprintf("UKI: base image %s + the kernel + the initramfs, command line above, os-release sha256:%s:\n%s", BaseStub, short(f.SHA256), indent(f.Content, "      "))
 	}

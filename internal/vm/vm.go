@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +59,12 @@ type Config struct {
 	// server would (its kernel, both initramfs images and its cmdline, plus Append).
 	USB    bool
 	Append []string
+	// SecureBoot boots OVMF's Secure Boot firmware (SMM, a secure flash) with a variable store
+	// in setup mode: systemd-boot enrols an image's keys on its first boot. Vars, when set, is
+	// the variable store to use and keep (made from the template when it does not exist), so
+	// that enrolled keys stay for the next run.
+	SecureBoot bool
+	Vars       string
 }
 
 // Live media kinds of Config.Image.
@@ -109,6 +117,20 @@ var firmware = [][2]string{
 	{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
 	{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
 	{"/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"},
+}
+
+// secureFirmware is Debian's OVMF built with Secure Boot and SMM; its variable store template
+// holds no keys (setup mode).
+var secureFirmware = [2]string{"/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"}
+
+// SecureFirmware returns the Secure Boot firmware and its variable-store template.
+func SecureFirmware() (code, vars string, err error) {
+	for _, f := range secureFirmware {
+		if _, err := os.Stat(f); err != nil {
+			return "", "", fmt.Errorf("no Secure Boot firmware (%s): install it with `apt-get install ovmf`", f)
+		}
+	}
+	return secureFirmware[0], secureFirmware[1], nil
 }
 
 // Firmware returns the OVMF code and variable-store template.
@@ -218,6 +240,11 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 		formats[d] = imagefile.QEMU(f)
 	}
 	code, varsTemplate, _ := Firmware()
+	if c.SecureBoot {
+		if code, varsTemplate, err = SecureFirmware(); err != nil {
+			return nil, nil, err
+		}
+	}
 	dir, cleanup, err := atomicfile.TempDir("", "kiln-vm-")
 	if err != nil {
 		return nil, nil, err
@@ -232,9 +259,9 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 		}
 		c.Disks[i], formats[p] = p, "raw"
 	}
-	if err := copyFile(varsTemplate, vars); err != nil {
+	if err := varStore(varsTemplate, vars, c.Vars); err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("copying firmware variables: %w", err)
+		return nil, nil, fmt.Errorf("firmware variables: %w", err)
 	}
 	var boot []string
 	switch medium {
@@ -287,11 +314,18 @@ func args(c Config, accel, code, vars string, formats map[string]string, boot []
 	if serial == "" {
 		serial = "stdio"
 	}
+	machine := "q35"
+	if c.SecureBoot { // the variable store is only writable from SMM
+		machine += ",smm=on"
+	}
 	a := []string{
-		"-machine", "q35", "-accel", accelOption(accel), "-cpu", cpuModel(accel), "-smp", fmt.Sprint(cpus), "-m", fmt.Sprint(mem),
+		"-machine", machine, "-accel", accelOption(accel), "-cpu", cpuModel(accel), "-smp", fmt.Sprint(cpus), "-m", fmt.Sprint(mem),
 		"-nodefaults", "-display", "none", "-no-user-config",
 		"-drive", "if=pflash,format=raw,readonly=on,file=" + code,
 		"-drive", "if=pflash,format=raw,file=" + vars,
+	}
+	if c.SecureBoot {
+		a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	}
 	if boot == nil {
 		boot = []string{"-drive", drive}
@@ -459,4 +493,28 @@ func blankSize(d string) (int64, error) {
 		return 0, fmt.Errorf("want new:SIZE with SIZE from 1M to 64T, e.g. new:8G")
 	}
 	return n * mult, nil
+}
+
+// varStore puts the VM's variable store at vars: a copy of the template, or, with keep, a
+// link to keep (made from the template when it does not exist yet), which the VM then writes.
+func varStore(template, vars, keep string) error {
+	if keep == "" {
+		return copyFile(template, vars)
+	}
+	abs, err := filepath.Abs(keep)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		b, err := os.ReadFile(template)
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.Write(abs, b, 0o600); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	return os.Symlink(abs, vars)
 }

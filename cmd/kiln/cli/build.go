@@ -30,6 +30,7 @@ type buildFlags struct {
 	locked      bool
 	overlays    []string
 	formats     []string
+	keys        string
 }
 
 func (f *buildFlags) register(cmd *cobra.Command) {
@@ -40,6 +41,7 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where to stage the root tree (default: /dev/shm if it has 8 GiB free, else $TMPDIR)")
 	cmd.Flags().StringSliceVar(&f.formats, "format", nil, "output formats, replacing the recipe's outputs: "+strings.Join(recipe.OutputFormats, ", ")+"; repeatable or comma-separated (each beside -o with its extension)")
 	cmd.Flags().StringArrayVar(&f.overlays, "overlay", nil, "a directory laid over the root after the recipe's overlays, e.g. overlays/debug-console; repeatable (not recorded in the lock file)")
+	cmd.Flags().StringVar(&f.keys, "secure-boot-keys", "", "sign systemd-boot and the UKIs with DIR's db key and enrol DIR's keys on first boot (kiln keys create DIR; needs kernel.uki)")
 }
 
 func (f *buildFlags) registerMirrors(cmd *cobra.Command) {
@@ -48,7 +50,7 @@ func (f *buildFlags) registerMirrors(cmd *cobra.Command) {
 }
 
 func (f *buildFlags) options(recipePath string) (pipeline.Options, error) {
-	o := pipeline.Options{Recipe: recipePath, Output: f.output, CacheDir: f.cacheDir, WorkDir: f.workDir}
+	o := pipeline.Options{Recipe: recipePath, Output: f.output, CacheDir: f.cacheDir, WorkDir: f.workDir, SecureBootKeys: f.keys}
 	if f.locked {
 		o.Lock = pipeline.Locked
 	}

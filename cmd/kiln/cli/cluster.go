@@ -25,10 +25,11 @@ func newClusterInitCmd(g *globals) *cobra.Command {
 	var rotate bool
 	cmd := &cobra.Command{
 		Use:   "init CLUSTER.yaml -o DIR",
-		Short: "Make the cluster's CAs, bootstrap token, certificate key, one Ignition config per node and an admin kubeconfig",
+		Short: "Make the cluster's CAs, bootstrap token, one Ignition config per node and an admin kubeconfig",
 		Long: `Reads a cluster definition (nodes with name, role, address and MAC, and the recipe each
 role boots) and writes into DIR, readable by the owner only: the cluster CAs (kubeadm's pki
-layout), a bootstrap token, the certificate key, NODE.ign for every node and admin.conf.
+layout), a bootstrap token, NODE.ign for every node (control planes' carry the CAs) and
+admin.conf.
 Secrets never go into an image: each node gets its config at first boot (kiln run --ignition,
 or \kiln\config.ign on the ESP). Running again keeps DIR's secrets unless --rotate.
 DIR must be new, empty or this cluster's earlier output, and is written whole or not at all.`,

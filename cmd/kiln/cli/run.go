@@ -28,7 +28,8 @@ IMAGE may also be a live medium: an iso (a CD, or a USB stick with --usb) or a p
   kiln run out/worker.raw --disk config-stick.raw
   kiln run out/minimal.iso --disk new:8G
   kiln run out/minimal.pxe --append kiln.install=first-empty --disk new:8G --ignition node1.ign
-  kiln run cp1.raw --ignition out/cluster/cp1.ign --lan 42042 --mac 52:54:00:00:10:10 -p 6443:6443`,
+  kiln run cp1.raw --ignition out/cluster/cp1.ign --lan 42042 --mac 52:54:00:00:10:10 -p 6443:6443
+  kiln run out/minimal-signed.raw --secure-boot --persist`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c.Image = a[0]
@@ -61,6 +62,9 @@ IMAGE may also be a live medium: an iso (a CD, or a USB stick with --usb) or a p
 				f.Close()
 				c.Ignition = f.Name()
 			}
+			if c.SecureBoot && c.Persist {
+				c.Vars = c.Image + ".vars"
+			}
 			c.Monitor = true
 			q, cleanup, err := vm.Command(cmd.Context(), c, os.Stdout, os.Stderr)
 			if err != nil {
@@ -86,6 +90,7 @@ IMAGE may also be a live medium: an iso (a CD, or a USB stick with --usb) or a p
 	cmd.Flags().StringArrayVar(&c.Disks, "disk", nil, "a further disk image attached read-only (e.g. one with a kiln-config partition holding config.ign), new:SIZE for a blank writable disk gone when the VM stops (new:8G), or rw:PATH for a disk attached writable (an installer's target, booted later); repeatable")
 	cmd.Flags().StringVar(&c.Kubeconfig, "kubeconfig", "", "write the control plane's admin kubeconfig here once its API server is ready (needs -p HOST:6443; the file points at 127.0.0.1:HOST)")
 	cmd.Flags().BoolVar(&c.USB, "usb", false, "attach an iso as a USB stick instead of a CD")
+	cmd.Flags().BoolVar(&c.SecureBoot, "secure-boot", false, "boot OVMF's Secure Boot firmware, in setup mode until an image enrols its keys (kiln build --secure-boot-keys); with --persist the variable store is kept beside the image as IMAGE.vars")
 	cmd.Flags().StringArrayVar(&c.Append, "append", nil, "a kernel parameter added to a pxe directory's cmdline (e.g. kiln.install=first-empty); repeatable")
 	return cmd
 }
