@@ -35,7 +35,7 @@ prereqs:
 kiln: prereqs
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kiln ./cmd/kiln
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/kiln-init ./initrd/cmd/init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -buildid=' -o $(BIN)/kiln-init ./initrd/cmd/init
 
 deps: prereqs
 	@bash hack/apt-install.sh $(BUILD_DEPS)

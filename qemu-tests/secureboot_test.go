@@ -18,8 +18,9 @@ import (
 )
 
 var (
-	reEnrolled = regexp.MustCompile(`Custom Secure Boot keys successfully enrolled`)
-	reRefused  = regexp.MustCompile(`Access Denied|Security Violation`)
+	reEnrolling = regexp.MustCompile(`Enrolling secure boot keys from directory: \\loader\\keys\\auto`)
+	reSBStub    = regexp.MustCompile(`EFI stub: UEFI Secure Boot is enabled`)                                            // the kernel's, after the reset
+	reRefused   = regexp.MustCompile(`Error loading \\EFI\\Linux\\kiln-root-a\.efi: (Access Denied|Security Violation)`) // systemd-boot's
 )
 
 // TestSecureBoot (Q8a, Q8c): recipes/minimal.yaml with kernel.uki, built with keys from kiln
@@ -27,8 +28,9 @@ var (
 // private key; sbverify accepts its systemd-boot and UKI with db's certificate. On OVMF's Secure
 // Boot firmware in setup mode systemd-boot enrols the keys and resets; the machine then boots
 // the UKI (its command line and kernel, through systemd-boot and systemd-stub) with Secure Boot
-// on (the SecureBoot variable, the kernel's lockdown). With the keys enrolled, a copy of the image whose UKI command line was changed
-// after signing is refused by the firmware: its kernel never starts.
+// on (the SecureBoot variable, the kernel's lockdown). With the keys enrolled, a copy of the
+// image whose UKI command line was changed after signing, and one holding the unsigned UKI of
+// the same recipe, are refused by the firmware: no kernel starts.
 func TestSecureBoot(t *testing.T) {
 	kiln, oci := requireInputs(t)
 	testenv.RequireRoot(t)
@@ -62,7 +64,11 @@ func TestSecureBoot(t *testing.T) {
 
 	vars := filepath.Join(work, "vars.fd")
 	m := Boot(t, vm.Config{Image: copyImage(t, img), SecureBoot: true, Vars: vars}, artifactDir(t), "enrol")
-	if _, _, err := m.Wait(0, reEnrolled, 10*time.Minute); err != nil {
+	i, _, err := m.Wait(0, reEnrolling, 10*time.Minute)
+	if err == nil {
+		_, _, err = m.Wait(i, reSBStub, 10*time.Minute)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	bootToShell(t, m)
@@ -76,15 +82,29 @@ func TestSecureBoot(t *testing.T) {
 	checkUKIBooted(t, m, u)
 	m.Kill()
 
-	// The same firmware variables (keys enrolled), a UKI whose command line changed after signing.
+	// The same firmware variables (keys enrolled): a UKI whose command line changed after
+	// signing, and the unsigned UKI of the same recipe, each behind the signed systemd-boot.
 	tampered := copyImage(t, img)
 	patchInESP(t, tampered, esp.Start, esp.Size, []byte(u.Cmdline), []byte("panic=10"), []byte("panic=11"))
-	m2 := Boot(t, vm.Config{Image: tampered, SecureBoot: true, Vars: vars}, artifactDir(t), "tampered")
-	if _, _, err := m2.Wait(0, reRefused, 10*time.Minute); err != nil {
-		t.Fatalf("the tampered UKI was not refused: %v", err)
+	bootRefused(t, tampered, vars, "tampered")
+	unsigned := filepath.Join(work, "unsigned.efi")
+	testenv.Run(t, mcopy, "-n", "-i", buildRecipeFile(t, "minimal-uki", ukiVariant(t))+"@@"+strconv.FormatInt(esp.Start, 10), "::/EFI/Linux/kiln-root-a.efi", unsigned)
+	swapped := copyImage(t, img)
+	testenv.Run(t, mcopy, "-o", "-i", swapped+"@@"+strconv.FormatInt(esp.Start, 10), unsigned, "::/EFI/Linux/kiln-root-a.efi")
+	bootRefused(t, swapped, vars, "unsigned")
+}
+
+// bootRefused boots img on the Secure Boot firmware with the variable store vars: systemd-boot
+// says the firmware refused its UKI, and no kernel starts.
+func bootRefused(t *testing.T, img, vars, name string) {
+	t.Helper()
+	m := Boot(t, vm.Config{Image: img, SecureBoot: true, Vars: vars}, artifactDir(t), name)
+	defer m.Kill()
+	if _, _, err := m.Wait(0, reRefused, 10*time.Minute); err != nil {
+		t.Fatalf("%s: the UKI was not refused: %v", name, err)
 	}
-	if i, _, err := m2.Wait(0, reKernel, 30*time.Second); err == nil {
-		t.Errorf("the tampered image's kernel started (console line %d)", i)
+	if i, _, err := m.Wait(0, reKernel, 30*time.Second); err == nil {
+		t.Errorf("%s: a kernel started (console line %d)", name, i)
 	}
 }
 

@@ -14,8 +14,8 @@ import (
 )
 
 // efiVar prints a systemd-boot / systemd-stub EFI variable's UTF-16 text as ASCII (efivarfs:
-// four bytes of attributes, then the value).
-const efiVar = "tail -c +5 /sys/firmware/efi/efivars/%s-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tr -d '\\000'"
+// four bytes of attributes, then the value; efivarfs files cannot seek, so through a pipe).
+const efiVar = "cat /sys/firmware/efi/efivars/%s-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tail -c +5 | tr -d '\\000'"
 
 // ukiVariant writes recipes/minimal.yaml with kernel.uki to a temporary directory and returns
 // its path.
