@@ -94,7 +94,7 @@ func espSource(f ESPFile) string {
 	case FromKeys:
 		return "the owner's key directory, sha256:" + short(f.SHA256)
 	case FromUKI:
-		return fmt.Sprintf("UKI: base image %s + the kernel + the initramfs, command line above, os-release sha256:%s:\n%s", BaseStub, short(f.SHA256), indent(f.Content, "      "))
+		return fmt.Sprintf("UKI: base image %s + the kernel + the initramfs + the kernel command line below, os-release sha256:%s:\n%s", BaseStub, short(f.SHA256), indent(f.Content, "      "))
 	}
 	return f.From
 }
