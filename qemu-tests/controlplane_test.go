@@ -96,7 +96,9 @@ func saveBootProfile(t *testing.T, m *Machine) {
 		"systemd-analyze time",
 		"systemd-analyze blame --no-pager | head -30",
 		"systemd-analyze critical-chain --no-pager kiln-node-up.service",
-		"journalctl -b -u kiln-node-up -o short-monotonic --no-pager | grep 'kiln: '",
+		// (the "[ seconds]" prefix made plain: the harness drops console lines that look like
+		// the kernel's)
+		"journalctl -b -u kiln-node-up -o short-monotonic --no-pager | grep 'kiln: ' | sed 's/^\\[ *\\([0-9.]*\\)\\]/\\1 s/'",
 	} {
 		out, code := m.Run(cmd+" 2>&1", time.Minute)
 		fmt.Fprintf(&b, "$ %s\n%s\n(exit %d)\n\n", cmd, out, code)
