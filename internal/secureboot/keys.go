@@ -183,7 +183,7 @@ func Load(dir string) (*Keys, error) {
 	if k.DB, err = util.ReadCert(raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", certPath, err)
 	}
-	if !k.DB.PublicKey.(*rsa.PublicKey).Equal(k.signer.Public()) {
+	if pub, ok := k.DB.PublicKey.(*rsa.PublicKey); !ok || !pub.Equal(k.signer.Public()) {
 		return nil, fmt.Errorf("%s is not the certificate of %s", certPath, keyPath)
 	}
 	return k, nil

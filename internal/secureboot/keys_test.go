@@ -2,6 +2,12 @@ package secureboot
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +129,12 @@ func TestLoadRefuses(t *testing.T) {
 	}{
 		{"readable key", func(d string) { os.Chmod(filepath.Join(d, "db.key"), 0o644) }, "db.key is readable by others"},
 		{"no PK.auth", func(d string) { os.Remove(filepath.Join(d, "PK.auth")) }, "PK.auth"},
+		{"not a certificate of an RSA key", func(d string) {
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour)}
+			der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+			os.WriteFile(filepath.Join(d, "db.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+		}, "db.crt is not the certificate of"},
 		{"another certificate", func(d string) {
 			b, _ := os.ReadFile(filepath.Join(d, "KEK.crt"))
 			os.WriteFile(filepath.Join(d, "db.crt"), b, 0o644)
