@@ -22,7 +22,7 @@ DEBUG_OVERLAY := $(if $(filter 1 yes true,$(DEBUG_CONSOLE)),--overlay overlays/d
 # and stamps builds from git; kiln build reads the base's kernel with xz (xz-utils).
 PREREQ_DEPS := ca-certificates $(if $(wildcard .git),git)
 BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap xz-utils qemu-utils xorriso
-TEST_DEPS := qemu-system-x86 qemu-utils ovmf time shellcheck systemd openssh-client systemd-boot-efi binutils sbsigntool
+TEST_DEPS := qemu-system-x86 qemu-utils ovmf time shellcheck systemd openssh-client systemd-boot-efi binutils sbsigntool cryptsetup-bin
 BENCH_DEPS := time bc python3 mount
 
 .PHONY: all prereqs kiln deps test-deps supply-deps base supply image worker minimal unit test test-controlplane test-cluster test-ha fuzz bench clean
@@ -122,7 +122,8 @@ FUZZ_TARGETS := \
 	internal/nodeconfig:FuzzNodeConfigApply:20000 \
 	internal/nodeconfig/butane:FuzzButaneLoad:20000 \
 	internal/inspect:FuzzInspectImage:10000 \
-	internal/uki:FuzzUKIRead:20000
+	internal/uki:FuzzUKIRead:20000 \
+	internal/verity:FuzzReadSuperblock:20000
 FUZZSCALE ?= 6
 FUZZMINIMIZETIME ?= 5s
 fuzz: prereqs

@@ -28,9 +28,10 @@ var (
 // private key; sbverify accepts its systemd-boot and UKI with db's certificate. On OVMF's Secure
 // Boot firmware in setup mode systemd-boot enrols the keys and resets; the machine then boots
 // the UKI (its command line and kernel, through systemd-boot and systemd-stub) with Secure Boot
-// on (the SecureBoot variable, the kernel's lockdown). With the keys enrolled, a copy of the
-// image whose UKI command line was changed after signing, and one holding the unsigned UKI of
-// the same recipe, are refused by the firmware: no kernel starts.
+// on (the SecureBoot variable, the kernel's lockdown) and the root on the dm-verity device of
+// the UKI's root hash, which veritysetup verifies too. With the keys enrolled, a copy of the
+// image whose UKI root hash was changed after signing, and one holding the unsigned UKI of the
+// same recipe, are refused by the firmware: no kernel starts.
 func TestSecureBoot(t *testing.T) {
 	kiln, oci := requireInputs(t)
 	testenv.RequireRoot(t)
@@ -55,6 +56,7 @@ func TestSecureBoot(t *testing.T) {
 
 	r := inspectImage(t, kiln, img)
 	u := checkUKIImage(t, r)
+	checkVerityImage(t, img, r, u)
 	esp := r.Partitions[0]
 	for _, f := range []string{"/EFI/BOOT/BOOTX64.EFI", "/EFI/Linux/kiln-root-a.efi"} {
 		out := filepath.Join(work, filepath.Base(f))
@@ -80,12 +82,17 @@ func TestSecureBoot(t *testing.T) {
 	}
 	mustRun(t, m, "dmesg | grep -q 'Secure boot enabled'", 0)
 	checkUKIBooted(t, m, u)
+	checkVerityBooted(t, m, u)
 	m.Kill()
 
 	// The same firmware variables (keys enrolled): a UKI whose command line changed after
 	// signing, and the unsigned UKI of the same recipe, each behind the signed systemd-boot.
 	tampered := copyImage(t, img)
-	patchInESP(t, tampered, esp.Start, esp.Size, []byte(u.Cmdline), []byte("panic=10"), []byte("panic=11"))
+	h, other := rootHash(t, u), "0" // the root hash's first digit changed
+	if h[0] == '0' {
+		other = "1"
+	}
+	patchInESP(t, tampered, esp.Start, esp.Size, []byte(u.Cmdline), []byte("kiln.roothash="+h[:1]), []byte("kiln.roothash="+other))
 	bootRefused(t, tampered, vars, "tampered")
 	unsigned := filepath.Join(work, "unsigned.efi")
 	testenv.Run(t, mcopy, "-n", "-i", buildRecipeFile(t, "minimal-uki", ukiVariant(t))+"@@"+strconv.FormatInt(esp.Start, 10), "::/EFI/Linux/kiln-root-a.efi", unsigned)

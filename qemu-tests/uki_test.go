@@ -17,15 +17,15 @@ import (
 // four bytes of attributes, then the value; efivarfs files cannot seek, so through a pipe).
 const efiVar = "cat /sys/firmware/efi/efivars/%s-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tail -c +5 | tr -d '\\000'"
 
-// ukiVariant writes recipes/minimal.yaml with kernel.uki to a temporary directory and returns
-// its path.
+// ukiVariant writes recipes/minimal.yaml with kernel.uki and kernel.verity to a temporary
+// directory and returns its path.
 func ukiVariant(t *testing.T) string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(repoRoot(), "recipes", "minimal.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := strings.Replace(string(raw), "\nkernel:\n", "\nkernel:\n  uki: true\n", 1)
+	v := strings.Replace(string(raw), "\nkernel:\n", "\nkernel:\n  uki: true\n  verity: true\n", 1)
 	v = strings.ReplaceAll(v, "../overlays/", filepath.Join(repoRoot(), "overlays")+"/")
 	path := filepath.Join(t.TempDir(), "minimal-uki.yaml")
 	if err := os.WriteFile(path, []byte(v), 0o644); err != nil {

@@ -45,6 +45,9 @@ type Contents struct {
 	// enrolment files of the key directory by name (plan.FromKeys).
 	Sign func(pe []byte) ([]byte, error)
 	Keys map[string][]byte
+	// Verity is the root slot's hash area, written after the layers, and its root hash, which
+	// goes into the UKI's command line (MakeVerity); nil when the plan has no verity.
+	Verity *Verity
 }
 
 // SlotTooSmallError says a root filesystem does not fit its slot.
@@ -64,7 +67,11 @@ func Write(ctx context.Context, pl plan.Plan, c Contents) error {
 	if err != nil {
 		return fmt.Errorf("writing disk: %w", err)
 	}
-	if need > root.Size {
+	area, err := verityArea(pl, c)
+	if err != nil {
+		return fmt.Errorf("writing disk: %w", err)
+	}
+	if need += area; need > root.Size {
 		return &SlotTooSmallError{Need: need, Have: root.Size}
 	}
 	esp, err := espFiles(pl.ESP, c, pl.SourceDateEpoch)
@@ -132,7 +139,7 @@ func writeRaw(ctx context.Context, pl plan.Plan, c Contents, esp []espFile, out 
 	if err := fill(ctx, d, pl, esp); err != nil {
 		return err
 	}
-	if err := writeRoot(f.File, pl.Partition(plan.LabelRootA), c.Root); err != nil {
+	if err := writeSlot(f.File, pl.Partition(plan.LabelRootA), c); err != nil {
 		return fmt.Errorf("writing root slot: %w", err)
 	}
 	if err := writeImage(f.File, pl.Partition(plan.LabelVar), c.Var, true); err != nil {
@@ -248,6 +255,22 @@ func writeRoot(out *os.File, p plan.Partition, layers []string) error {
 	return nil
 }
 
+// writeSlot writes the root's layers into the slot p and, with verity, the hash area after
+// them.
+func writeSlot(out *os.File, p plan.Partition, c Contents) error {
+	if err := writeRoot(out, p, c.Root); err != nil {
+		return err
+	}
+	if c.Verity == nil {
+		return nil
+	}
+	_, total, err := rootOffsets(c.Root)
+	if err != nil {
+		return err
+	}
+	return writeImage(out, plan.Partition{Start: p.Start + total, Size: p.Size - total}, c.Verity.Area, false)
+}
+
 // espFile is one file on the ESP, from a host file or from bytes.
 type espFile struct {
 	path string
@@ -327,7 +350,7 @@ func makeUKI(f plan.ESPFile, c Contents, epoch int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return uki.Build(uki.Input{Stub: stub, Kernel: kernel, Initrd: c.Initrd, Cmdline: f.Cmdline, OSRelease: []byte(f.Content), Epoch: epoch})
+	return uki.Build(uki.Input{Stub: stub, Kernel: kernel, Initrd: c.Initrd, Cmdline: withRootHash(f.Cmdline, c.Verity), OSRelease: []byte(f.Content), Epoch: epoch})
 }
 
 // writeFAT makes a FAT32 file system labelled ESP on partition (0: the whole of d) holding

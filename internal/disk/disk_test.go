@@ -17,10 +17,13 @@ import (
 )
 
 // smallPlan is the plan of a minimal recipe writing to out.
-func smallPlan(t *testing.T, out string) plan.Plan {
+func smallPlan(t *testing.T, out string) plan.Plan { return kernelPlan(t, out, recipe.Kernel{}) }
+
+// kernelPlan is smallPlan with the kernel settings k.
+func kernelPlan(t *testing.T, out string, k recipe.Kernel) plan.Plan {
 	t.Helper()
 	r := &recipe.Loaded{File: "r.yaml", SHA256: "abc", Recipe: recipe.Recipe{Metadata: recipe.Metadata{Name: "t"},
-		Base: "a/b:1", Disk: recipe.Disk{Size: "1GiB", Root: "64MiB"}}}
+		Base: "a/b:1", Disk: recipe.Disk{Size: "1GiB", Root: "64MiB"}, Kernel: k}}
 	pl, err := plan.Make(r, plan.Pinned{InitSHA256: "i", SourceDateEpoch: 1700000000}, out)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kiln-dev/kiln/internal/rootlayers"
 	"github.com/kiln-dev/kiln/internal/uki"
+	"github.com/kiln-dev/kiln/internal/verity"
 )
 
 // Report is what an image holds.
@@ -50,7 +51,17 @@ type File struct {
 type Root struct {
 	Partition string
 	Layers    []rootlayers.Layer
-	Problem   string `json:",omitempty"`
+	Verity    *Verity `json:",omitempty"`
+	Problem   string  `json:",omitempty"`
+}
+
+// Verity is the dm-verity hash area after a root slot's layers, as its superblock says.
+type Verity struct {
+	Off        int64 // of the superblock, from the slot's start
+	Hash       string
+	DataBlocks uint64
+	BlockSize  uint32
+	UUID       string
 }
 
 // The partition types inspect reads (Discoverable Partitions Specification).
@@ -143,11 +154,24 @@ func readRoot(f io.ReaderAt, p Partition) *Root {
 	slot := io.NewSectionReader(f, p.Start, p.Size)
 	layers, err := rootlayers.Read(slot, p.Size)
 	if err == nil {
-		return &Root{Partition: p.Label, Layers: layers}
+		return &Root{Partition: p.Label, Layers: layers, Verity: readVerity(slot, layers)}
 	}
 	sb, sbErr := rootlayers.ReadSuperblock(slot, 0)
 	if sbErr != nil {
 		return nil
 	}
 	return &Root{Partition: p.Label, Layers: []rootlayers.Layer{{Len: int64(sb.BytesUsed), Superblock: sb}}, Problem: err.Error()}
+}
+
+// readVerity reads the hash area's superblock after the layers: nil when there is none kiln
+// would boot.
+func readVerity(slot io.ReaderAt, layers []rootlayers.Layer) *Verity {
+	last := layers[len(layers)-1]
+	sb, err := verity.ReadSuperblock(slot, last.Off+last.Len)
+	if err != nil {
+		return nil
+	}
+	u := sb.UUID
+	return &Verity{Off: last.Off + last.Len, Hash: verity.HashName, DataBlocks: sb.DataBlocks, BlockSize: sb.DataBlockSize,
+		UUID: fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])}
 }

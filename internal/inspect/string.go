@@ -49,6 +49,9 @@ func (r *Report) String() string {
 			fmt.Fprintf(&b, "  %-4s at %d KiB: %s, %d inodes, %d KiB, block %d KiB, made %s\n", rootlayers.Names[i], l.Off>>10,
 				l.Compression, l.Inodes, l.BytesUsed>>10, l.BlockSize>>10, time.Unix(int64(l.MkfsTime), 0).UTC().Format(time.RFC3339))
 		}
+		if v := r.Root.Verity; v != nil {
+			fmt.Fprintf(&b, "  dm-verity hash tree at %d KiB: %s, %d blocks of %d bytes, uuid %s\n", v.Off>>10, v.Hash, v.DataBlocks, v.BlockSize, v.UUID)
+		}
 		if r.Root.Problem != "" {
 			fmt.Fprintf(&b, "  %s\n", r.Root.Problem)
 		}

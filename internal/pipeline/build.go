@@ -194,6 +194,9 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 	}
 	defer cc.release()
 	m, ok := cc.whole(o)
+	if ok && (pl.Verity != nil) != (m.verityArea != "") {
+		ok = false // a damaged entry: the key says whether the plan has verity
+	}
 	if ok {
 		o.step("reusing the root file system, var file system and initramfs built before (%.12s)", cc.key)
 	} else {
@@ -207,7 +210,7 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 		return err
 	}
 	o.step("writing %d outputs", len(pl.Outputs))
-	c := disk.Contents{Root: []string{m.base, m.top}, Var: m.varFS, Bootloader: m.bootloader, Stub: m.stub, Kernel: m.kernel, Initrd: initramfs}
+	c := disk.Contents{Root: []string{m.base, m.top}, Var: m.varFS, Bootloader: m.bootloader, Stub: m.stub, Kernel: m.kernel, Initrd: initramfs, Verity: m.verity()}
 	if p.Keys != nil {
 		c.Sign, c.Keys = p.Keys.Sign, p.Keys.Auth
 	}
@@ -223,22 +226,39 @@ func build(ctx context.Context, o Options, p *Planned, work string) error {
 // made is what the outputs are written from, as files.
 type made struct {
 	base, top, varFS, initrd, kernel, bootloader, stub string
-	baseKey, varKey                                    string
-	keys                                               string // the file of the two keys (keysName)
+	verityArea                                         string // the root's dm-verity hash area, with verity
+	parts
+	keys string // the file of parts (keysName)
 }
 
-// What a whole build's cache entry holds: its own files, and the keys of the base and var
-// entries it was made with (in keysName).
-var madeNames = [...]string{"top.squashfs", "initrd.img", "vmlinuz", "bootloader.efi", "stub.efi"}
+// parts are what a whole build's entry records beside its files: the keys of the base and var
+// entries it was made with and, with verity, the root hash.
+type parts struct {
+	Base, Var string
+	RootHash  string `json:",omitempty"`
+}
+
+// What a whole build's cache entry holds: its own files, and its parts (in keysName).
+var madeNames = [...]string{"top.squashfs", "initrd.img", "vmlinuz", "bootloader.efi", "stub.efi", "verity.img"}
 
 const keysName = "parts.json"
 
 func (m made) files() map[string]string {
 	f := map[string]string{madeNames[0]: m.top, madeNames[1]: m.initrd, madeNames[2]: m.kernel, madeNames[3]: m.bootloader, keysName: m.keys}
-	if m.stub != "" {
-		f[madeNames[4]] = m.stub
+	for name, p := range map[string]string{madeNames[4]: m.stub, madeNames[5]: m.verityArea} {
+		if p != "" {
+			f[name] = p
+		}
 	}
 	return f
+}
+
+// verity is the root's hash tree, when the build made one.
+func (m made) verity() *disk.Verity {
+	if m.verityArea == "" {
+		return nil
+	}
+	return &disk.Verity{Area: m.verityArea, RootHash: m.RootHash}
 }
 
 // caches are the build cache's three kinds of entries and the keys of this build's parts;
@@ -328,16 +348,15 @@ func (cc *caches) whole(o Options) (made, bool) {
 	if !ok {
 		return made{}, false
 	}
-	var keys struct{ Base, Var string }
-	if raw, err := os.ReadFile(f[keysName]); err != nil || json.Unmarshal(raw, &keys) != nil {
+	m := made{top: f[madeNames[0]], initrd: f[madeNames[1]], kernel: f[madeNames[2]], bootloader: f[madeNames[3]], stub: f[madeNames[4]], verityArea: f[madeNames[5]]}
+	if raw, err := os.ReadFile(f[keysName]); err != nil || json.Unmarshal(raw, &m.parts) != nil {
 		return made{}, false
 	}
-	m := made{top: f[madeNames[0]], initrd: f[madeNames[1]], kernel: f[madeNames[2]], bootloader: f[madeNames[3]], stub: f[madeNames[4]], baseKey: keys.Base, varKey: keys.Var}
-	b, ok := cc.get(o, buildcache.Bases, keys.Base)
+	b, ok := cc.get(o, buildcache.Bases, m.Base)
 	if !ok {
 		return made{}, false
 	}
-	v, ok := cc.get(o, buildcache.Vars, keys.Var)
+	v, ok := cc.get(o, buildcache.Vars, m.Var)
 	if !ok {
 		return made{}, false
 	}
@@ -413,7 +432,7 @@ var executableDigest = sync.OnceValues(func() (string, error) {
 // the build cache when it has them.
 func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches) (m made, err error) {
 	pl := p.Plan
-	m.baseKey = cc.baseKey
+	m.Base = cc.baseKey
 	base, ok := cc.get(o, buildcache.Bases, cc.baseKey)
 	lower := filepath.Join(work, "base")
 	if ok {
@@ -523,9 +542,17 @@ func makeAll(ctx context.Context, o Options, p *Planned, work string, cc *caches
 		if err := disk.MakeSquashfs(ctx, lower, m.base, pl.SourceDateEpoch); err != nil {
 			return made{}, err
 		}
-		cc.put(o, buildcache.Bases, m.baseKey, map[string]string{baseName: m.base})
+		cc.put(o, buildcache.Bases, m.Base, map[string]string{baseName: m.base})
 	}
-	keys, _ := json.Marshal(struct{ Base, Var string }{m.baseKey, m.varKey})
+	if pl.Verity != nil {
+		o.step("making the root's dm-verity hash tree")
+		v, err := disk.MakeVerity(ctx, work, []string{m.base, m.top})
+		if err != nil {
+			return made{}, err
+		}
+		m.verityArea, m.RootHash = v.Area, v.RootHash
+	}
+	keys, _ := json.Marshal(m.parts)
 	m.keys = filepath.Join(work, keysName)
 	return m, os.WriteFile(m.keys, keys, 0o644)
 }
@@ -537,12 +564,12 @@ func findVar(o Options, p *Planned, root *rootfs.Merged, cc *caches, m *made) (b
 	if err != nil {
 		return false, err
 	}
-	if m.varKey, err = buildcache.VarKey(p.Plan, cc.self, cc.tools, m.baseKey, topVar); err != nil {
+	if m.Var, err = buildcache.VarKey(p.Plan, cc.self, cc.tools, m.Base, topVar); err != nil {
 		return false, err
 	}
-	v, ok := cc.get(o, buildcache.Vars, m.varKey)
+	v, ok := cc.get(o, buildcache.Vars, m.Var)
 	if ok {
-		o.step("reusing the var file system (%.12s)", m.varKey)
+		o.step("reusing the var file system (%.12s)", m.Var)
 		m.varFS = v[varName]
 	}
 	return ok, nil
@@ -560,7 +587,7 @@ func makeVar(ctx context.Context, o Options, p *Planned, work string, root *root
 	if err := disk.MakeVar(ctx, pl, tree, m.varFS, work, pl.Partition(plan.LabelVar).Size); err != nil {
 		return err
 	}
-	cc.put(o, buildcache.Vars, m.varKey, map[string]string{varName: m.varFS})
+	cc.put(o, buildcache.Vars, m.Var, map[string]string{varName: m.varFS})
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/guestlink"
 	"github.com/kiln-dev/kiln/internal/kubenode"
 	"github.com/kiln-dev/kiln/internal/recipe"
+	"github.com/kiln-dev/kiln/internal/verity"
 )
 
 // Partition type GUIDs from the Discoverable Partitions Specification.
@@ -29,6 +30,17 @@ const (
 	LabelRootB = "root-b"
 	LabelVar   = "var"
 )
+
+// RootHashMade stands for the root slot's dm-verity root hash on the plan's command lines; the
+// disk stage, which makes the tree, writes the hash there.
+const RootHashMade = "@root-hash"
+
+// Verity is the root slot's dm-verity hash tree (internal/verity).
+type Verity struct {
+	Hash      string `json:"hash"`
+	BlockSize int    `json:"blockSize"` // of data and hash blocks
+	Area      string `json:"area"`      // where the superblock and the tree are
+}
 
 // SectorSize is the logical sector size of the images kiln writes.
 const SectorSize = 512
@@ -136,6 +148,9 @@ type Plan struct {
 	// SecureBoot, when set, says the ESP's EFI binaries are signed with the owner's db key and
 	// that systemd-boot enrols the owner's keys on a machine in setup mode.
 	SecureBoot *SecureBoot `json:"secureBoot,omitempty"`
+	// Verity, when set, says the root slot carries a dm-verity hash tree after its layers and
+	// the UKI's command line the root hash.
+	Verity *Verity `json:"verity,omitempty"`
 	// LiveLabel names the live media's root (an ISO's volume ID; kiln.live= on their command
 	// line), when the plan writes one.
 	LiveLabel string `json:"liveLabel,omitempty"`
@@ -201,7 +216,12 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	}
 	pl.Node.Units = enabledUnits(pl.Files)
 	pl.ID = pl.inputDigest()
-	pl.Cmdline = cmdline("kiln.root="+pl.RootSlot, r.Recipe.Kernel.Cmdline)
+	own := "kiln.root=" + pl.RootSlot
+	if r.Recipe.Kernel.Verity {
+		pl.Verity = &Verity{Hash: verity.HashName, BlockSize: verity.BlockSize, Area: "appended to the slot's data"}
+		own += " " + verity.CmdlineKey + "=" + RootHashMade
+	}
+	pl.Cmdline = cmdline(own, r.Recipe.Kernel.Cmdline)
 	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline, r.Recipe.Kernel.UKI)
 	if p.SecureBoot != nil {
 		if !r.Recipe.Kernel.UKI {
@@ -210,7 +230,7 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 		pl.SecureBoot = p.SecureBoot
 		pl.ESP = secureBootESP(pl.ESP, *p.SecureBoot)
 	}
-	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID)
+	pl.DiskSize, pl.Partitions = layout(r.Recipe.Disk, pl.ID, pl.Verity != nil)
 	pl.DiskGUID = derivedGUID(pl.ID, "disk")
 	pl.VarFS = VarFS{UUID: strings.ToLower(derivedGUID(pl.imageDigest(), "var-fs")), FreshLabel: guestlink.VarFreshLabel, Preload: countRole(pl.Inputs, "preload")}
 	pl.Outputs = outputs(r.Recipe.Outputs, output)
@@ -221,8 +241,8 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 		}
 	}
 	for _, c := range append([]string{pl.Cmdline}, outputCmdlines(pl.Outputs)...) {
-		if len(c) > MaxCmdline {
-			return Plan{}, r.Problem("kernel.cmdline", "the kernel command line would be %d bytes with kiln's own parameters; Linux keeps %d and drops the rest", len(c), MaxCmdline)
+		if n := len(strings.Replace(c, RootHashMade, strings.Repeat("0", 2*sha256.Size), 1)); n > MaxCmdline {
+			return Plan{}, r.Problem("kernel.cmdline", "the kernel command line would be %d bytes with kiln's own parameters; Linux keeps %d and drops the rest", n, MaxCmdline)
 		}
 	}
 	return pl, nil
@@ -301,11 +321,15 @@ func (pl Plan) imageDigest() string {
 }
 
 // layout places the partitions, 1 MiB aligned: ESP, root-a, root-b, var (the rest).
-func layout(d recipe.Disk, id string) (int64, []Partition) {
+func layout(d recipe.Disk, id string, verity bool) (int64, []Partition) {
 	total, esp, root, vr := d.Sizes()
+	rootA := "squashfs root (read-only)"
+	if verity {
+		rootA += ", its dm-verity hash tree after it"
+	}
 	parts := []Partition{
 		{Label: LabelESP, Type: TypeESP, Size: esp, Content: "FAT32: systemd-boot, loader entries, kernel, initrd"},
-		{Label: LabelRootA, Type: TypeRootX64, Size: root, Content: "squashfs root (read-only)"},
+		{Label: LabelRootA, Type: TypeRootX64, Size: root, Content: rootA},
 		{Label: LabelRootB, Type: TypeRootX64, Size: root, Content: "empty: the next root for A/B updates"},
 		{Label: LabelVar, Type: TypeVar, Content: "ext4 made by the build: the image's /var and containerd's store with the preloaded images; grown to the disk at first boot"},
 	}

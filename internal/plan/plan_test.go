@@ -189,6 +189,36 @@ func TestUKI(t *testing.T) {
 	}
 }
 
+// TestVerity: a verified root puts the root hash's placeholder on the UKI's command line, says
+// so in the plan and counts the hash's full length against Linux's limit.
+func TestVerity(t *testing.T) {
+	r := loaded(recipe.Disk{}, "quiet")
+	r.Recipe.Kernel.UKI, r.Recipe.Kernel.Verity = true, true
+	pl := mustMake(t, r, Pinned{}, "x")
+	if pl.Verity == nil || pl.Verity.Hash != "sha256" || pl.Verity.BlockSize != 4096 {
+		t.Fatalf("Verity = %+v", pl.Verity)
+	}
+	if !strings.HasSuffix(pl.Cmdline, "kiln.root=root-a kiln.roothash="+RootHashMade+" quiet") || pl.ESP[2].Cmdline != pl.Cmdline {
+		t.Errorf("command lines %q, UKI's %q", pl.Cmdline, pl.ESP[2].Cmdline)
+	}
+	if c := pl.Partition(LabelRootA).Content; !strings.Contains(c, "dm-verity hash tree") {
+		t.Errorf("root-a's contents %q do not name the tree", c)
+	}
+	if s := pl.String(); !strings.Contains(s, RootHashMade+" is the root's dm-verity root hash") {
+		t.Errorf("String() does not explain the placeholder:\n%s", s)
+	}
+	own := len(pl.Cmdline) - len(RootHashMade) + 64 - len(" quiet")
+	for _, c := range []struct {
+		ys   int
+		fits bool
+	}{{MaxCmdline - own - 3, true}, {MaxCmdline - own - 2, false}} {
+		r.Recipe.Kernel.Cmdline = []string{"x=" + strings.Repeat("y", c.ys)}
+		if _, err := Make(r, Pinned{}, "x"); (err == nil) != c.fits {
+			t.Errorf("a command line of %d bytes with the root hash: %v", own+3+c.ys, err)
+		}
+	}
+}
+
 // TestSecureBoot: with keys the boot loader and the UKI are marked signed, loader.conf enrols
 // the keys and the three .auth files are on the ESP; without kernel.uki it is a located error.
 func TestSecureBoot(t *testing.T) {

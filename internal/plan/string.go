@@ -50,7 +50,11 @@ func (pl Plan) String() string {
 		}
 		fmt.Fprintf(&b, "  %s  <- %s%s\n", f.Path, espSource(f), signed)
 	}
-	fmt.Fprintf(&b, "\nkernel command line:\n  %s\n\ndisk: %s, GPT, disk GUID %s\n", pl.Cmdline, recipe.FormatSize(pl.DiskSize), pl.DiskGUID)
+	fmt.Fprintf(&b, "\nkernel command line:\n  %s\n", pl.Cmdline)
+	if v := pl.Verity; v != nil {
+		fmt.Fprintf(&b, "  (%s is the root's dm-verity root hash: %s, %d-byte blocks, hash tree %s)\n", RootHashMade, v.Hash, v.BlockSize, v.Area)
+	}
+	fmt.Fprintf(&b, "\ndisk: %s, GPT, disk GUID %s\n", recipe.FormatSize(pl.DiskSize), pl.DiskGUID)
 	fmt.Fprintf(&b, "  %-2s %-7s %-10s %-10s %-36s %s\n", "#", "label", "start", "size", "type", "contents")
 	for _, p := range pl.Partitions {
 		fmt.Fprintf(&b, "  %-2d %-7s %-10s %-10s %-36s %s\n", p.Number, p.Label, recipe.FormatSize(p.Start), recipe.FormatSize(p.Size), p.Type, p.Content)

@@ -102,6 +102,8 @@ func TestLoadRejects(t *testing.T) {
 		{"bad mode", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: a\n    mode: \"0999\"\n", `r.yaml:9:11: files[0].mode: "0999" is not an octal mode between 0000 and 7777`},
 		{"negative uid", head + "base: a/b:1\nfiles:\n  - path: /etc/x\n    content: a\n    uid: -1\n", "r.yaml:9:10: files[0].uid: must not be negative"},
 		{"cmdline root", head + "base: a/b:1\nkernel:\n  cmdline: [root=/dev/sda1]\n", `r.yaml:7:13: kernel.cmdline[0]: "root=/dev/sda1": kiln chooses the root partition itself`},
+		{"cmdline roothash", head + "base: a/b:1\nkernel:\n  cmdline: [kiln.roothash=00]\n", `r.yaml:7:13: kernel.cmdline[0]: "kiln.roothash=00": kiln chooses the root partition itself`},
+		{"verity without uki", head + "base: a/b:1\nkernel:\n  verity: true\n", `r.yaml:7:11: kernel.verity: needs kernel.uki: true: the root hash is only as safe as the command line carrying it, and a boot entry's is a plain file on the ESP`},
 		{"cmdline blank", head + "base: a/b:1\nkernel:\n  cmdline: [\"a b\"]\n", `r.yaml:7:13: kernel.cmdline[0]: "a b": one parameter per item, without blanks, quotes or control characters`},
 		{"bad size", head + "base: a/b:1\ndisk:\n  size: 4XB\n", `r.yaml:7:9: disk.size: cannot read "4XB" as a size (use e.g. 4GiB, 300MiB)`},
 		{"small esp", head + "base: a/b:1\ndisk:\n  esp: 100MiB\n", "r.yaml:7:8: disk.esp: 100MiB is below the minimum ESP size of 300MiB"},

@@ -46,6 +46,7 @@ type File struct {
 type Kernel struct {
 	Cmdline []string `yaml:"cmdline" doc:"Extra kernel command-line parameters, appended to kiln's own."`
 	UKI     bool     `yaml:"uki" doc:"Boot a Unified Kernel Image (systemd's EFI stub with the kernel, initramfs, command line and os-release, in \\EFI\\Linux\\) instead of a boot entry naming a kernel, an initramfs and a command line on the ESP."`
+	Verity  bool     `yaml:"verity" doc:"Verify the root with dm-verity: the build appends a hash tree to the root slot and puts its root hash on the UKI's command line; kiln-init boots only the root that was built (needs uki: a boot entry's command line is a plain file on the ESP)."`
 }
 
 // Disk holds the partition sizes. Sizes are strings like 4GiB, 300MiB or 1G: whole numbers of

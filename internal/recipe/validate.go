@@ -46,6 +46,9 @@ func validate(r *Recipe, file, dir string, where positions) Errors {
 	}
 	checkFiles(c, r.Files, dir)
 	checkCmdline(c, r.Kernel.Cmdline)
+	if r.Kernel.Verity && !r.Kernel.UKI {
+		c.add("kernel.verity", "needs kernel.uki: true: the root hash is only as safe as the command line carrying it, and a boot entry's is a plain file on the ESP")
+	}
 	checkDisk(c, r.Disk)
 	seen := map[string]bool{}
 	for i, o := range r.Outputs {
@@ -258,7 +261,7 @@ func checkCmdline(c *collector, args []string) {
 		case a == "" || strings.IndexFunc(a, unicode.IsSpace) >= 0 || hasControl(a, false) || strings.Contains(a, `"`):
 			// a quote would swallow the parameters after it into one value
 			c.add(p, "%q: one parameter per item, without blanks, quotes or control characters", a)
-		case strings.HasPrefix(a, "root=") || strings.HasPrefix(a, "kiln.root="):
+		case strings.HasPrefix(a, "root=") || strings.HasPrefix(a, "kiln.root=") || strings.HasPrefix(a, "kiln.roothash="):
 			c.add(p, "%q: kiln chooses the root partition itself", a)
 		}
 	}

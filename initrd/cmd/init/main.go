@@ -7,6 +7,8 @@
 // Kernel command-line parameters it reads:
 //
 //	kiln.root=LABEL      root slot partition label (root-a or root-b); default root-a
+//	kiln.roothash=HEX    the root slot's dm-verity root hash: the root is mounted through a
+//	                     verity device (verity.go) and every block read is checked
 //	kiln.init=PATH       program to start on the root; default /sbin/init
 //	kiln.onfail=ACTION   poweroff (default) or reboot, 30 s after a failure
 //	kiln.debug           print every step
@@ -29,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-dev/kiln/internal/guestlink"
+	"github.com/kiln-dev/kiln/internal/verity"
 )
 
 // Types from the Discoverable Partitions Specification.
@@ -40,6 +43,7 @@ const (
 
 type config struct {
 	root         string
+	rootHash     string
 	init         string
 	onfail       string
 	debug        bool
@@ -94,13 +98,22 @@ func run(cfg config) error {
 			say("warning: could not grow %s: %v", vr.dev, err)
 		}
 	}
-	if err := mountRoot(root.dev); err != nil {
+	rootDev := root.dev
+	if cfg.rootHash != "" {
+		if rootDev, err = openVerity(cfg, root.dev); err != nil {
+			return err
+		}
+	}
+	if err := mountRoot(rootDev); err != nil {
+		if cfg.rootHash != "" {
+			return verityFailure(err)
+		}
 		return err
 	}
 	if err := switchRoot(); err != nil {
 		return err
 	}
-	say("root %s (%s) mounted read-only", root.dev, cfg.root)
+	say("root %s (%s) mounted read-only", rootDev, cfg.root)
 	if err := setupVar(vr.dev, state); err != nil {
 		return err
 	}
@@ -127,6 +140,8 @@ func readCmdline() config {
 		switch k {
 		case "kiln.root":
 			cfg.root = v
+		case verity.CmdlineKey:
+			cfg.rootHash = v
 		case "kiln.init":
 			cfg.init = v
 		case "kiln.onfail":
