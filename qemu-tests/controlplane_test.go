@@ -112,6 +112,10 @@ func saveBootProfile(t *testing.T, m *Machine) {
 // and resolving the API's service name from a pod, a Deployment of a preloaded image Running,
 // and nothing imported or pulled on this boot.
 func checkQ2(t *testing.T, m *Machine) {
+	// The Kubernetes recipes verify their root (kernel.verity): it is read through dm-verity.
+	if out := mustRun(t, m, "findmnt -no SOURCE /run/kiln/root/base; cat /sys/block/dm-0/dm/name", 0); out != "/dev/dm-0\nroot" {
+		t.Errorf("the root's base layer is mounted from %q, want the verity device /dev/dm-0 (root)", out)
+	}
 	// Under TCG a disk stall can time one health probe out: etcd must answer healthy within
 	// two minutes of the node being Ready, and so must the API server.
 	waitFor(t, 2*time.Minute, func() (bool, string) {
