@@ -28,7 +28,12 @@ type Report struct {
 	Entries    map[string]string   // boot entry path -> contents
 	UKIs       map[string]uki.Info `json:",omitempty"` // Type #2 entries (/EFI/Linux/*.efi) by path
 	Root       *Root
+
+	ukiData map[string][]byte // the UKIs' bytes, by path
 }
+
+// UKIData is the bytes of the UKI at path on the ESP (nil if there is none).
+func (r *Report) UKIData(path string) []byte { return r.ukiData[path] }
 
 // Partition is one GPT entry.
 type Partition struct {
@@ -87,7 +92,7 @@ func Image(path string) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the GPT of %s: %w", path, err)
 	}
-	r := &Report{Image: path, Size: size, DiskGUID: guid, Partitions: parts, Entries: map[string]string{}, UKIs: map[string]uki.Info{}}
+	r := &Report{Image: path, Size: size, DiskGUID: guid, Partitions: parts, Entries: map[string]string{}, UKIs: map[string]uki.Info{}, ukiData: map[string][]byte{}}
 	for _, p := range r.Partitions {
 		switch p.Type {
 		case typeESP:
@@ -145,7 +150,7 @@ func readUKI(fsys *fat, path string, e dirent, r *Report) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	r.UKIs[path] = info
+	r.UKIs[path], r.ukiData[path] = info, b
 	return nil
 }
 

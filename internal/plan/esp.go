@@ -86,12 +86,12 @@ func secureBootESP(esp []ESPFile, sb SecureBoot) []ESPFile {
 
 // espFiles lists the ESP: systemd-boot as the removable-media loader, its configuration, and
 // the root slot's boot entry: a UKI, or a BLS Type #1 entry with the kernel and initramfs.
-func espFiles(name, slot, cmdline string, uki bool) []ESPFile {
+func espFiles(name, slot, cmdline, release string, uki bool) []ESPFile {
 	if uki {
 		return []ESPFile{
 			{Path: ESPBootloader, From: FromBootloader},
 			loaderConf(path.Base(ESPUKI(slot))),
-			ukiFile(name, slot, cmdline),
+			ukiFile(name, slot, cmdline, release),
 		}
 	}
 	return []ESPFile{
@@ -110,9 +110,9 @@ func loaderConf(def string) ESPFile {
 }
 
 // ukiFile is a root slot's UKI; its os-release names the image and the slot (systemd-boot's
-// menu shows PRETTY_NAME).
-func ukiFile(name, slot, cmdline string) ESPFile {
-	f := inlineESP(ESPUKI(slot), fmt.Sprintf("ID=kiln\nNAME=kiln\nPRETTY_NAME=%s (%s)\nIMAGE_ID=%s\n", name, slot, name))
+// menu shows PRETTY_NAME), then release's lines (osRelease).
+func ukiFile(name, slot, cmdline, release string) ESPFile {
+	f := inlineESP(ESPUKI(slot), fmt.Sprintf("ID=kiln\nNAME=kiln\nPRETTY_NAME=%s (%s)\nIMAGE_ID=%s\n%s", name, slot, name, release))
 	f.From, f.Cmdline = FromUKI, cmdline
 	return f
 }

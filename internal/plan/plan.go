@@ -222,7 +222,7 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 		own += " " + verity.CmdlineKey + "=" + RootHashMade
 	}
 	pl.Cmdline = cmdline(own, r.Recipe.Kernel.Cmdline)
-	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline, r.Recipe.Kernel.UKI)
+	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline, pl.osRelease(), r.Recipe.Kernel.UKI)
 	if p.SecureBoot != nil {
 		if !r.Recipe.Kernel.UKI {
 			return Plan{}, r.Problem("kernel.uki", "signing for Secure Boot needs kernel.uki: true (a boot entry's kernel command line and initramfs are not signed)")
@@ -246,6 +246,16 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 		}
 	}
 	return pl, nil
+}
+
+// osRelease is what a UKI's os-release says of the image beside its name: its version (the
+// plan's ID, short) and, for a Kubernetes node, the Kubernetes version. An update reads them.
+func (pl Plan) osRelease() string {
+	s := "IMAGE_VERSION=" + pl.ID[:12] + "\n"
+	if pl.Kubernetes != nil {
+		s += "KILN_KUBERNETES_VERSION=" + pl.Kubernetes.Version + "\n"
+	}
+	return s
 }
 
 // cmdline is kiln's kernel command line: its defaults, then kiln's own parameter, then the

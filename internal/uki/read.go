@@ -18,9 +18,10 @@ type Section struct {
 
 // Info is what kiln inspect shows of a UKI.
 type Info struct {
-	Sections []Section `json:"sections"`
-	Cmdline  string    `json:"cmdline"`
-	Uname    string    `json:"uname"`
+	Sections  []Section `json:"sections"`
+	Cmdline   string    `json:"cmdline"`
+	Uname     string    `json:"uname"`
+	OSRelease string    `json:"osRelease"`
 }
 
 // maxText bounds the text sections Read returns (a command line is at most a few KiB).
@@ -42,6 +43,8 @@ func Read(r io.ReaderAt) (Info, error) {
 			dst = &info.Cmdline
 		case SectionUname:
 			dst = &info.Uname
+		case SectionOSRel:
+			dst = &info.OSRelease
 		default:
 			continue
 		}

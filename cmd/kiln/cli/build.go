@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/exitcode"
 	"github.com/kiln-dev/kiln/internal/pipeline"
 	"github.com/kiln-dev/kiln/internal/plan"
+	"github.com/kiln-dev/kiln/internal/publish"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -107,6 +109,7 @@ func (f *buildFlags) recipeOptions(path string) (pipeline.Options, error) {
 
 func newBuildCmd(g *globals) *cobra.Command {
 	f := &buildFlags{}
+	var push string
 	cmd := &cobra.Command{
 		Use:   "build RECIPE",
 		Short: "Build a disk image from a recipe",
@@ -126,10 +129,17 @@ func newBuildCmd(g *globals) *cobra.Command {
 				return err
 			}
 			took := time.Since(start).Seconds()
+			pushed, err := pushBuilt(cmd, pl, push)
+			if err != nil {
+				return err
+			}
 			if g.output != "json" {
 				return g.emit(nil, func(w io.Writer) {
 					for _, out := range pl.Outputs {
 						fmt.Fprintf(w, "built %s (%s) in %.1fs\n", out.Path, out.Format, took)
+					}
+					if pushed != nil {
+						fmt.Fprintf(w, "pushed %s (%s)\n", pushed.Ref, pushed.Digest)
 					}
 				})
 			}
@@ -137,11 +147,29 @@ func newBuildCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.emit(map[string]any{"image": o.Output, "outputs": outs, "planID": pl.ID, "seconds": took}, nil)
+			return g.emit(map[string]any{"image": o.Output, "outputs": outs, "planID": pl.ID, "seconds": took, "pushed": pushed}, nil)
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&push, "push", "", "then publish the raw image to REF as kiln push does (a registry name:tag or oci-layout:DIR[:tag])")
 	return cmd
+}
+
+// pushBuilt publishes the build's raw image to ref (kiln build --push); nil without a ref.
+func pushBuilt(cmd *cobra.Command, pl plan.Plan, ref string) (*publish.Pushed, error) {
+	if ref == "" {
+		return nil, nil
+	}
+	raw, ok := pl.Output("raw")
+	if !ok {
+		return nil, exitcode.UsageError{Err: errors.New("--push publishes the raw image: list raw among the outputs (or --format raw)")}
+	}
+	a, err := publish.Make(raw.Path, Version)
+	if err != nil {
+		return nil, err
+	}
+	p, err := publish.Push(cmd.Context(), a, ref, publish.Options{})
+	return &p, err
 }
 
 // builtOutput is an output as `kiln build --output json` reports it. A directory (pxe) lists

@@ -54,7 +54,7 @@ systemd-boot on the ESP, and a persistent var partition prepared at first boot.`
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkOut(cmd) }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.UsageError{Err: err} })
 	root.AddCommand(newBuildCmd(g), newValidateCmd(g), newPlanCmd(g), newInspectCmd(g),
-		newVersionCmd(g), newLockCmd(g), newImagesCmd(g), newSchemaCmd(g), newRunCmd(g), newConfigCmd(g), newClusterCmd(g), newBurnCmd(g), newKeysCmd(g))
+		newVersionCmd(g), newLockCmd(g), newImagesCmd(g), newSchemaCmd(g), newRunCmd(g), newConfigCmd(g), newClusterCmd(g), newBurnCmd(g), newKeysCmd(g), newPushCmd(g))
 	return root
 }
 
