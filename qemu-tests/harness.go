@@ -58,6 +58,7 @@ type Machine struct {
 	eof        bool
 	milestones []Milestone
 	cmdSeq     int
+	allowed    []*regexp.Regexp // lines a bad pattern matches that the test expects
 }
 
 // Boot starts a VM for cfg; name labels its artefacts (console.log, milestones.json) under dir.
@@ -143,7 +144,7 @@ func (m *Machine) addLine(line string) {
 	m.lines = append(m.lines, line)
 	m.stamps = append(m.stamps, time.Now())
 	for _, re := range badPatterns {
-		if m.bad == "" && re.MatchString(line) {
+		if m.bad == "" && re.MatchString(line) && !m.expected(line) {
 			m.bad = strings.TrimSpace(re.FindString(line))
 		}
 	}
@@ -178,6 +179,41 @@ func (m *Machine) Wait(from int, re *regexp.Regexp, timeout time.Duration) (int,
 			return i, nil, fmt.Errorf("%s: no %q within %s (see %s)", m.name, re, timeout, m.logPath())
 		}
 		m.cond.Wait()
+	}
+}
+
+// expected reports whether a test said line may come (Allow).
+func (m *Machine) expected(line string) bool {
+	for _, re := range m.allowed {
+		if re.MatchString(line) {
+			return true
+		}
+	}
+	return false
+}
+
+// Allow tells the machine that console lines matching re are expected: a bad pattern they
+// match does not end the boot.
+func (m *Machine) Allow(re *regexp.Regexp) {
+	m.mu.Lock()
+	m.allowed = append(m.allowed, re)
+	m.mu.Unlock()
+}
+
+// Lines is how many console lines the machine has printed; a Wait from it sees only what
+// comes next.
+func (m *Machine) Lines() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.lines)
+}
+
+// Send types cmd into the serial root shell without waiting for it (a reboot, which never
+// returns).
+func (m *Machine) Send(cmd string) {
+	m.t.Helper()
+	if _, err := io.WriteString(m.stdin, cmd+"\n"); err != nil {
+		m.t.Fatalf("%s: typing %q: %v", m.name, cmd, err)
 	}
 }
 

@@ -81,7 +81,7 @@ func TestPush(t *testing.T) {
 		t.Errorf("veritysetup verify of the pushed root with its root hash: %v\n%s", err, out)
 	}
 	esp := filepath.Join(dir, "esp.efi")
-	testenv.Run(t, mcopy, "-n", "-i", img+"@@"+strconv.FormatInt(r.Partitions[0].Start, 10), "::/EFI/Linux/kiln-root-a.efi", esp)
+	testenv.Run(t, mcopy, "-n", "-i", img+"@@"+strconv.FormatInt(r.Partitions[0].Start, 10), "::/EFI/Linux/kiln-1-root-a.efi", esp)
 	a, _ := os.ReadFile(esp)
 	b, _ := os.ReadFile(files[1])
 	if string(a) != string(b) {

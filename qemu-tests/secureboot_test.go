@@ -20,7 +20,7 @@ import (
 var (
 	reEnrolling = regexp.MustCompile(`Enrolling secure boot keys from directory: \\loader\\keys\\auto`)
 	reSBStub    = regexp.MustCompile(`EFI stub: UEFI Secure Boot is enabled`)                                            // the kernel's, after the reset
-	reRefused   = regexp.MustCompile(`Error loading \\EFI\\Linux\\kiln-root-a\.efi: (Access Denied|Security Violation)`) // systemd-boot's
+	reRefused   = regexp.MustCompile(`Error loading \\EFI\\Linux\\kiln-1-root-a\.efi: (Access Denied|Security Violation)`) // systemd-boot's
 )
 
 // TestSecureBoot (Q8a, Q8c): recipes/minimal.yaml with kernel.uki, built with keys from kiln
@@ -58,7 +58,7 @@ func TestSecureBoot(t *testing.T) {
 	u := checkUKIImage(t, r)
 	checkVerityImage(t, img, r, u)
 	esp := r.Partitions[0]
-	for _, f := range []string{"/EFI/BOOT/BOOTX64.EFI", "/EFI/Linux/kiln-root-a.efi"} {
+	for _, f := range []string{"/EFI/BOOT/BOOTX64.EFI", "/EFI/Linux/kiln-1-root-a.efi"} {
 		out := filepath.Join(work, filepath.Base(f))
 		testenv.Run(t, mcopy, "-n", "-i", img+"@@"+strconv.FormatInt(esp.Start, 10), "::"+f, out)
 		testenv.Run(t, sbverify, "--cert", filepath.Join(keys, "db.crt"), out)
@@ -95,9 +95,9 @@ func TestSecureBoot(t *testing.T) {
 	patchInESP(t, tampered, esp.Start, esp.Size, []byte(u.Cmdline), []byte("kiln.roothash="+h[:1]), []byte("kiln.roothash="+other))
 	bootRefused(t, tampered, vars, "tampered")
 	unsigned := filepath.Join(work, "unsigned.efi")
-	testenv.Run(t, mcopy, "-n", "-i", buildRecipeFile(t, "minimal-uki", ukiVariant(t))+"@@"+strconv.FormatInt(esp.Start, 10), "::/EFI/Linux/kiln-root-a.efi", unsigned)
+	testenv.Run(t, mcopy, "-n", "-i", buildRecipeFile(t, "minimal-uki", ukiVariant(t))+"@@"+strconv.FormatInt(esp.Start, 10), "::/EFI/Linux/kiln-1-root-a.efi", unsigned)
 	swapped := copyImage(t, img)
-	testenv.Run(t, mcopy, "-o", "-i", swapped+"@@"+strconv.FormatInt(esp.Start, 10), unsigned, "::/EFI/Linux/kiln-root-a.efi")
+	testenv.Run(t, mcopy, "-o", "-i", swapped+"@@"+strconv.FormatInt(esp.Start, 10), unsigned, "::/EFI/Linux/kiln-1-root-a.efi")
 	bootRefused(t, swapped, vars, "unsigned")
 }
 

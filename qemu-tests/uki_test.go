@@ -53,13 +53,13 @@ func inspectImage(t *testing.T, kiln, img string) inspect.Report {
 // (kiln inspect's reading of it); it returns the UKI's reading.
 func checkUKIImage(t *testing.T, r inspect.Report) uki.Info {
 	t.Helper()
-	const entry = "/EFI/Linux/kiln-root-a.efi"
+	const entry = "/EFI/Linux/kiln-1-root-a.efi"
 	u, ok := r.UKIs[entry]
 	var sections []string
 	for _, s := range u.Sections {
 		sections = append(sections, s.Name)
 	}
-	if !ok || !strings.HasSuffix(strings.Join(sections, " "), ".osrel .cmdline .uname .initrd .linux") || !strings.Contains(u.Cmdline, "kiln.root=root-a") {
+	if !ok || !strings.HasSuffix(strings.Join(sections, " "), ".osrel .cmdline .uname .initrd .linux") || !strings.Contains(u.Cmdline, "systemd.gpt_auto=0") || strings.Contains(u.Cmdline, "kiln.root=") {
 		t.Fatalf("the image's UKIs %+v: want %s with the added sections and kiln's command line", r.UKIs, entry)
 	}
 	for _, f := range r.ESPFiles {
@@ -77,8 +77,8 @@ func checkUKIBooted(t *testing.T, m *Machine, u uki.Info) {
 	if got := mustRun(t, m, "cat /proc/cmdline", 0); strings.TrimSpace(got) != u.Cmdline {
 		t.Errorf("/proc/cmdline = %q, want the UKI's %q", got, u.Cmdline)
 	}
-	if got := mustRun(t, m, fmt.Sprintf(efiVar, "LoaderEntrySelected"), 0); got != "kiln-root-a.efi" {
-		t.Errorf("systemd-boot booted entry %q, want the UKI kiln-root-a.efi", got)
+	if got := mustRun(t, m, fmt.Sprintf(efiVar, "LoaderEntrySelected"), 0); got != "kiln-1-root-a.efi" {
+		t.Errorf("systemd-boot booted entry %q, want the UKI kiln-1-root-a.efi", got)
 	}
 	if got := mustRun(t, m, fmt.Sprintf(efiVar, "StubInfo"), 0); !strings.HasPrefix(got, "systemd-stub ") {
 		t.Errorf("StubInfo = %q: the kernel was not started by systemd-stub", got)

@@ -67,6 +67,7 @@ func Pin(ctx context.Context, o Options, r *recipe.Loaded) (Result, error) {
 	if res.Pinned.Files, err = pinFiles(r); err != nil {
 		return res, err
 	}
+	res.Pinned.Init = o.Init
 	if res.Pinned.InitSHA256, err = FileSHA256(o.Init); err != nil {
 		return res, fmt.Errorf("reading kiln-init: %w", err)
 	}

@@ -2,9 +2,9 @@ package plan
 
 import (
 	"fmt"
-	"path"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/guestlink"
 	"github.com/kiln-dev/kiln/internal/recipe"
 )
 
@@ -16,8 +16,11 @@ const (
 	ESPUKIDir     = "/EFI/Linux" // where systemd-boot finds Type #2 entries
 )
 
-// ESPUKI is the Unified Kernel Image of a root slot; its file name is its boot entry's id.
-func ESPUKI(slot string) string { return ESPUKIDir + "/kiln-" + slot + ".efi" }
+// ESPUKI is the Unified Kernel Image the build installs for a root slot: generation 1 of the
+// slot's entry (guestlink.Entry); its file name is its boot entry's id.
+func ESPUKI(slot string) string {
+	return ESPUKIDir + "/" + guestlink.Entry{Gen: 1, Slot: slot}.Name()
+}
 
 // ESPEntry is the boot entry file for a root slot.
 func ESPEntry(slot string) string { return "/loader/entries/kiln-" + slot + ".conf" }
@@ -90,7 +93,7 @@ func espFiles(name, slot, cmdline, release string, uki bool) []ESPFile {
 	if uki {
 		return []ESPFile{
 			{Path: ESPBootloader, From: FromBootloader},
-			loaderConf(path.Base(ESPUKI(slot))),
+			loaderConf(guestlink.UKIPattern),
 			ukiFile(name, slot, cmdline, release),
 		}
 	}
@@ -103,16 +106,18 @@ func espFiles(name, slot, cmdline, release string, uki bool) []ESPFile {
 	}
 }
 
-// loaderConf is systemd-boot's configuration: boot entry def (its id) at once, no menu, no
-// editor.
+// loaderConf is systemd-boot's configuration: the boot entry def (its id, or a pattern of ids)
+// at once, no menu, no editor.
 func loaderConf(def string) ESPFile {
 	return inlineESP(ESPLoaderConf, fmt.Sprintf("default %s\ntimeout 0\nconsole-mode keep\neditor no\n", def))
 }
 
-// ukiFile is a root slot's UKI; its os-release names the image and the slot (systemd-boot's
-// menu shows PRETTY_NAME), then release's lines (osRelease).
+// ukiFile is a root slot's UKI. Its os-release names the image for people (systemd-boot's
+// menu shows PRETTY_NAME) and, in kiln's own fields, for updates (osRelease); it has no
+// IMAGE_ID and no version, so that systemd-boot orders kiln's UKIs by their file names alone
+// (guestlink.UKIPattern).
 func ukiFile(name, slot, cmdline, release string) ESPFile {
-	f := inlineESP(ESPUKI(slot), fmt.Sprintf("ID=kiln\nNAME=kiln\nPRETTY_NAME=%s (%s)\nIMAGE_ID=%s\n%s", name, slot, name, release))
+	f := inlineESP(ESPUKI(slot), fmt.Sprintf("ID=kiln\nNAME=kiln\nPRETTY_NAME=%s\n%s", name, release))
 	f.From, f.Cmdline = FromUKI, cmdline
 	return f
 }

@@ -16,7 +16,7 @@ func InitrdModules() Initrd {
 	return Initrd{
 		Modules: []string{
 			"crc32c_generic", "crc32c_intel", // before libcrc32c users (ext4)
-			"squashfs", "overlay", "ext4", "vfat", "nls_cp437", "nls_ascii", "dm_verity", "loop", "isofs",
+			"squashfs", "overlay", "ext4", "vfat", "nls_cp437", "nls_ascii", "dm_verity", "loop", "isofs", "efivarfs",
 		},
 		Drivers: []string{
 			"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ahci", "nvme",

@@ -179,6 +179,7 @@ type Pinned struct {
 	Overlays   []Overlay
 	Files      []File
 	InitSHA256 string
+	Init       string // host path of kiln-init, which an updatable image carries as kiln-update
 	// SourceDateEpoch is the timestamp written into the image; the caller takes it from
 	// $SOURCE_DATE_EPOCH or derives it from the inputs.
 	SourceDateEpoch int64
@@ -200,6 +201,9 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 		}
 	}
 	files := append(nodeFiles(eff), k8sFiles...)
+	if k := r.Recipe.Kernel; k.UKI && k.Verity && p.Init != "" {
+		files = append(files, updateFiles(p.Init, p.InitSHA256)...)
+	}
 	pl := Plan{
 		Name:            r.Recipe.Metadata.Name,
 		Recipe:          r.File,
@@ -216,12 +220,16 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	}
 	pl.Node.Units = enabledUnits(pl.Files)
 	pl.ID = pl.inputDigest()
-	own := "kiln.root=" + pl.RootSlot
+	// A UKI names no slot: kiln-init boots the one its entry's file name says.
+	var own []string
+	if !r.Recipe.Kernel.UKI {
+		own = append(own, "kiln.root="+pl.RootSlot)
+	}
 	if r.Recipe.Kernel.Verity {
 		pl.Verity = &Verity{Hash: verity.HashName, BlockSize: verity.BlockSize, Area: "appended to the slot's data"}
-		own += " " + verity.CmdlineKey + "=" + RootHashMade
+		own = append(own, verity.CmdlineKey+"="+RootHashMade)
 	}
-	pl.Cmdline = cmdline(own, r.Recipe.Kernel.Cmdline)
+	pl.Cmdline = cmdline(strings.Join(own, " "), r.Recipe.Kernel.Cmdline)
 	pl.ESP = espFiles(pl.Name, pl.RootSlot, pl.Cmdline, pl.osRelease(), r.Recipe.Kernel.UKI)
 	if p.SecureBoot != nil {
 		if !r.Recipe.Kernel.UKI {
@@ -248,10 +256,10 @@ func Make(r *recipe.Loaded, p Pinned, output string) (Plan, error) {
 	return pl, nil
 }
 
-// osRelease is what a UKI's os-release says of the image beside its name: its version (the
-// plan's ID, short) and, for a Kubernetes node, the Kubernetes version. An update reads them.
+// osRelease is what a UKI's os-release says of the image for updates: its name, its version
+// (the plan's ID, short) and, for a Kubernetes node, the Kubernetes version.
 func (pl Plan) osRelease() string {
-	s := "IMAGE_VERSION=" + pl.ID[:12] + "\n"
+	s := "KILN_IMAGE=" + pl.Name + "\nKILN_IMAGE_VERSION=" + pl.ID[:12] + "\n"
 	if pl.Kubernetes != nil {
 		s += "KILN_KUBERNETES_VERSION=" + pl.Kubernetes.Version + "\n"
 	}
@@ -261,7 +269,11 @@ func (pl Plan) osRelease() string {
 // cmdline is kiln's kernel command line: its defaults, then kiln's own parameter, then the
 // recipe's.
 func cmdline(own string, extra []string) string {
-	return strings.Join(append(append(append([]string{}, DefaultCmdline...), own), extra...), " ")
+	parts := append([]string{}, DefaultCmdline...)
+	if own != "" {
+		parts = append(parts, own)
+	}
+	return strings.Join(append(parts, extra...), " ")
 }
 
 func outputCmdlines(os []Output) []string {

@@ -170,15 +170,19 @@ func TestUKI(t *testing.T) {
 	for _, f := range pl.ESP {
 		paths = append(paths, f.Path)
 	}
-	if got := strings.Join(paths, " "); got != "/EFI/BOOT/BOOTX64.EFI /loader/loader.conf /EFI/Linux/kiln-root-a.efi" {
+	if got := strings.Join(paths, " "); got != "/EFI/BOOT/BOOTX64.EFI /loader/loader.conf /EFI/Linux/kiln-1-root-a.efi" {
 		t.Fatalf("ESP %s", got)
 	}
-	if c := pl.ESP[1].Content; !strings.HasPrefix(c, "default kiln-root-a.efi\n") {
-		t.Errorf("loader.conf %q does not default to the UKI", c)
+	if c := pl.ESP[1].Content; !strings.HasPrefix(c, "default kiln-*\n") {
+		t.Errorf("loader.conf %q does not default to kiln's UKIs", c)
 	}
 	u := pl.ESP[2]
-	if u.From != FromUKI || u.Cmdline != pl.Cmdline || !strings.Contains(u.Content, "PRETTY_NAME=n (root-a)\n") || u.SHA256 == "" {
-		t.Errorf("UKI %+v", u)
+	if u.From != FromUKI || u.Cmdline != pl.Cmdline || strings.Contains(u.Cmdline, "kiln.root=") || u.SHA256 == "" {
+		t.Errorf("UKI %+v: want the plan's command line, naming no slot", u)
+	}
+	// No IMAGE_ID and no version: systemd-boot orders kiln's UKIs by their file names alone.
+	if want := "ID=kiln\nNAME=kiln\nPRETTY_NAME=n\nKILN_IMAGE=n\nKILN_IMAGE_VERSION=" + pl.ID[:12] + "\n"; u.Content != want {
+		t.Errorf("UKI os-release %q, want %q", u.Content, want)
 	}
 	if s := pl.String(); !strings.Contains(s, "UKI: base image "+BaseStub) {
 		t.Errorf("String() does not say where the UKI comes from:\n%s", s)
@@ -198,7 +202,7 @@ func TestVerity(t *testing.T) {
 	if pl.Verity == nil || pl.Verity.Hash != "sha256" || pl.Verity.BlockSize != 4096 {
 		t.Fatalf("Verity = %+v", pl.Verity)
 	}
-	if !strings.HasSuffix(pl.Cmdline, "kiln.root=root-a kiln.roothash="+RootHashMade+" quiet") || pl.ESP[2].Cmdline != pl.Cmdline {
+	if !strings.HasSuffix(pl.Cmdline, "systemd.show_status=true kiln.roothash="+RootHashMade+" quiet") || pl.ESP[2].Cmdline != pl.Cmdline {
 		t.Errorf("command lines %q, UKI's %q", pl.Cmdline, pl.ESP[2].Cmdline)
 	}
 	if c := pl.Partition(LabelRootA).Content; !strings.Contains(c, "dm-verity hash tree") {

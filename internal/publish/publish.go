@@ -33,12 +33,12 @@ const (
 )
 
 // ukiPath is the UKI a built image boots from slot A, which the artifact carries.
-const ukiPath = "/EFI/Linux/kiln-root-a.efi"
+const ukiPath = "/EFI/Linux/kiln-1-root-a.efi"
 
 // Info describes what the artifact holds: what a node checks before it writes a slot.
 type Info struct {
-	Name        string `json:"name"`                 // the image's name (IMAGE_ID)
-	Version     string `json:"version"`              // IMAGE_VERSION: the build's plan ID, short
+	Name        string `json:"name"`                 // the image's name (KILN_IMAGE)
+	Version     string `json:"version"`              // KILN_IMAGE_VERSION: the build's plan ID, short
 	Kubernetes  string `json:"kubernetes,omitempty"` // the Kubernetes version of a node image
 	KilnVersion string `json:"kilnVersion"`          // the kiln that published it
 	Uname       string `json:"uname"`                // the kernel release
@@ -94,9 +94,9 @@ func describe(osrel, cmdline, uname string, data int64) (Info, error) {
 	for _, line := range strings.Split(osrel, "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		switch k {
-		case "IMAGE_ID":
+		case "KILN_IMAGE":
 			info.Name = v
-		case "IMAGE_VERSION":
+		case "KILN_IMAGE_VERSION":
 			info.Version = v
 		case "KILN_KUBERNETES_VERSION":
 			info.Kubernetes = v
@@ -111,7 +111,7 @@ func describe(osrel, cmdline, uname string, data int64) (Info, error) {
 		return Info{}, fmt.Errorf("the UKI's command line: %w", err)
 	}
 	if info.Name == "" || info.Version == "" {
-		return Info{}, errors.New("the UKI's os-release has no IMAGE_ID or IMAGE_VERSION (built by an older kiln?)")
+		return Info{}, errors.New("the UKI's os-release has no KILN_IMAGE or KILN_IMAGE_VERSION (built by an older kiln?)")
 	}
 	return info, nil
 }

@@ -24,8 +24,8 @@ import (
 const hash64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 func TestDescribe(t *testing.T) {
-	osrel := "ID=kiln\nNAME=kiln\nPRETTY_NAME=cp (root-a)\nIMAGE_ID=cp\nIMAGE_VERSION=abc123\nKILN_KUBERNETES_VERSION=v1.37.1\n"
-	cmdline := "ro kiln.root=root-a kiln.roothash=" + hash64 + " quiet"
+	osrel := "ID=kiln\nNAME=kiln\nPRETTY_NAME=cp\nKILN_IMAGE=cp\nKILN_IMAGE_VERSION=abc123\nKILN_KUBERNETES_VERSION=v1.37.1\n"
+	cmdline := "ro kiln.roothash=" + hash64 + " quiet"
 	info, err := describe(osrel, cmdline, "6.1.0", 8192)
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +35,9 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("describe = %+v, want %+v", info, want)
 	}
 	for _, c := range []struct{ osrel, cmdline, want string }{
-		{osrel, "ro kiln.root=root-a", "kiln.roothash"},
+		{osrel, "ro quiet", "kiln.roothash"},
 		{osrel, "kiln.roothash=" + hash64[:10], "kiln.roothash"},
-		{"IMAGE_ID=cp\n", cmdline, "no IMAGE_ID or IMAGE_VERSION"},
+		{"KILN_IMAGE=cp\n", cmdline, "no KILN_IMAGE or KILN_IMAGE_VERSION"},
 	} {
 		if _, err := describe(c.osrel, c.cmdline, "", 1); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("describe(%q, %q) = %v, want an error naming %q", c.osrel, c.cmdline, err, c.want)

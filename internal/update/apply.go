@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/guestlink"
 	"github.com/kiln-dev/kiln/internal/verity"
 )
 
@@ -75,13 +76,15 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // UKIDir is where systemd-boot finds Type #2 entries, under the ESP's mount point.
 const UKIDir = "EFI/Linux"
 
-// InstallUKI writes the artifact's UKI into the ESP mounted at esp as slot's entry with Tries
-// boots to prove itself, replacing any entry the slot had; it returns the file's name. The file
+// InstallUKI writes the artifact's UKI into the ESP mounted at esp as slot's entry, one
+// generation above every entry there, with Tries boots to prove itself, replacing any entry the
+// slot had; it returns the file's name. The file
 // is written under a temporary name, synced, and renamed: FAT renames are not atomic, but a cut
 // before the rename leaves only a file systemd-boot ignores.
 func InstallUKI(s *Source, esp, slot string) (string, error) {
 	dir := filepath.Join(esp, UKIDir)
-	if err := removeEntries(dir, slot); err != nil {
+	gen, err := removeEntries(dir, slot)
+	if err != nil {
 		return "", err
 	}
 	rc, err := s.blob(s.UKI)
@@ -96,7 +99,7 @@ func InstallUKI(s *Source, esp, slot string) (string, error) {
 	if sum := sha256.Sum256(b); int64(len(b)) != s.UKI.Size || hex.EncodeToString(sum[:]) != s.UKI.Digest.Hex {
 		return "", errors.New("the UKI fetched is not the one the artifact names")
 	}
-	name := Entry{Slot: slot, Counted: true, Left: Tries}.Name()
+	name := guestlink.Entry{Gen: gen + 1, Slot: slot, Counted: true, Left: Tries}.Name()
 	tmp := filepath.Join(dir, "."+name+".new")
 	if err := writeSynced(tmp, b); err != nil {
 		return "", fmt.Errorf("writing %s: %w", tmp, err)
@@ -107,20 +110,26 @@ func InstallUKI(s *Source, esp, slot string) (string, error) {
 	return name, syncDir(dir)
 }
 
-// removeEntries removes the slot's UKIs from dir, whatever their counters say.
-func removeEntries(dir, slot string) error {
+// removeEntries removes the slot's UKIs from dir, whatever their counters say, and returns the
+// highest generation of the entries there.
+func removeEntries(dir, slot string) (int, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	gen := 0
 	for _, de := range des {
-		if e, ok := ParseEntry(de.Name()); ok && e.Slot == slot || strings.HasPrefix(de.Name(), ".kiln-"+slot) {
+		e, ok := guestlink.ParseEntry(strings.ToLower(de.Name()))
+		if ok {
+			gen = max(gen, e.Gen)
+		}
+		if ok && e.Slot == slot || strings.HasPrefix(de.Name(), ".kiln-") {
 			if err := os.Remove(filepath.Join(dir, de.Name())); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
-	return nil
+	return gen, nil
 }
 
 func writeSynced(path string, b []byte) error {

@@ -20,27 +20,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/verity"
 )
 
-func TestEntryNames(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		want  Entry
-		state string
-	}{
-		{"kiln-root-a.efi", Entry{Slot: "root-a"}, "good"},
-		{"kiln-root-b+3.efi", Entry{Slot: "root-b", Counted: true, Left: 3}, "trying"},
-		{"kiln-root-b+2-1.efi", Entry{Slot: "root-b", Counted: true, Left: 2, Done: 1}, "trying"},
-		{"kiln-root-b+0-3.efi", Entry{Slot: "root-b", Counted: true, Done: 3}, "bad"},
-	} {
-		e, ok := ParseEntry(c.name)
-		if !ok || e != c.want || e.Name() != c.name || e.State() != c.state {
-			t.Errorf("ParseEntry(%q) = %+v, %v (%s, %s); want %+v, %s", c.name, e, ok, e.Name(), e.State(), c.want, c.state)
-		}
-	}
-	for _, n := range []string{"kiln-root-c.efi", "kiln-root-a+x.efi", "linux.efi", "kiln-root-a.conf"} {
-		if _, ok := ParseEntry(n); ok {
-			t.Errorf("ParseEntry(%q) took it for a slot's", n)
-		}
-	}
+func TestOther(t *testing.T) {
 	if o, err := Other("root-a"); o != "root-b" || err != nil {
 		t.Errorf("Other(root-a) = %q, %v", o, err)
 	}
@@ -91,7 +71,8 @@ func slotDevice(t *testing.T, size int64) string {
 }
 
 // TestApplyFromLayout: the root lands in the slot byte for byte and verifies; the UKI replaces
-// the slot's old entry with three tries and leaves the other slot's alone.
+// the slot's old entry, one generation above every entry, with three tries, and leaves the
+// other slot's alone.
 func TestApplyFromLayout(t *testing.T) {
 	ref, root := published(t, filepath.Join(t.TempDir(), "layout"))
 	s, err := Open(context.Background(), ref, Options{})
@@ -112,11 +93,11 @@ func TestApplyFromLayout(t *testing.T) {
 	esp := t.TempDir()
 	linux := filepath.Join(esp, UKIDir)
 	os.MkdirAll(linux, 0o755)
-	for _, n := range []string{"kiln-root-a.efi", "kiln-root-b+0-3.efi"} {
+	for _, n := range []string{"kiln-1-root-a.efi", "kiln-2-root-b+0-3.efi"} {
 		os.WriteFile(filepath.Join(linux, n), []byte(n), 0o644)
 	}
 	name, err := InstallUKI(s, esp, "root-b")
-	if err != nil || name != "kiln-root-b+3.efi" {
+	if err != nil || name != "kiln-3-root-b+3.efi" {
 		t.Fatalf("InstallUKI = %q, %v", name, err)
 	}
 	var names []string
@@ -124,7 +105,7 @@ func TestApplyFromLayout(t *testing.T) {
 	for _, de := range des {
 		names = append(names, de.Name())
 	}
-	if strings.Join(names, " ") != "kiln-root-a.efi kiln-root-b+3.efi" {
+	if strings.Join(names, " ") != "kiln-1-root-a.efi kiln-3-root-b+3.efi" {
 		t.Errorf("EFI/Linux holds %v", names)
 	}
 	if b, _ := os.ReadFile(filepath.Join(linux, name)); string(b) != "MZ the uki" {
@@ -192,4 +173,31 @@ func copyToRegistry(s *Source, ref string) error {
 		return err
 	}
 	return remote.Write(tag, s.img)
+}
+
+// TestBlessAndEntries: blessing drops the counter of the entry systemd-boot counted for this
+// boot; Entries lists the UKIs in the order systemd-boot boots them.
+func TestBlessAndEntries(t *testing.T) {
+	esp := t.TempDir()
+	linux := filepath.Join(esp, UKIDir)
+	os.MkdirAll(linux, 0o755)
+	for _, n := range []string{"kiln-1-root-a.efi", "kiln-2-root-b+2-1.efi", "other.efi"} {
+		os.WriteFile(filepath.Join(linux, n), []byte(n), 0o644)
+	}
+	es, err := Entries(esp)
+	if err != nil || len(es) != 2 || es[0].Name() != "kiln-2-root-b+2-1.efi" {
+		t.Fatalf("Entries = %+v, %v; want the counted generation 2 first", es, err)
+	}
+	name, err := Bless(esp, `\EFI\Linux\kiln-2-root-b+2-1.efi`)
+	if err != nil || name != "kiln-2-root-b.efi" {
+		t.Fatalf("Bless = %q, %v", name, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(linux, name)); err != nil || string(b) != "kiln-2-root-b+2-1.efi" {
+		t.Errorf("the blessed entry: %q, %v", b, err)
+	}
+	for _, p := range []string{"", `\EFI\Linux\kiln-1-root-a.efi`, `\EFI\Linux\other.efi`} {
+		if _, err := Bless(esp, p); err == nil {
+			t.Errorf("Bless(%q) blessed something", p)
+		}
+	}
 }

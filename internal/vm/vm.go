@@ -28,6 +28,10 @@ import (
 // Forward is a host TCP port forwarded to a guest port.
 type Forward struct{ Host, Guest int }
 
+// HostServiceAddr is the address in the guest's user network behind which Config.HostServices
+// are.
+const HostServiceAddr = "10.0.2.100"
+
 // Config describes one VM.
 type Config struct {
 	Image    string
@@ -35,7 +39,11 @@ type Config struct {
 	MemoryMB int
 	CPUs     int
 	Forwards []Forward
-	Ignition string // a per-node config passed by fw_cfg as opt/com.coreos/config
+	// HostServices let the guest reach services on the host's loopback: a connection to
+	// HostServiceAddr:Guest goes to 127.0.0.1:Host (QEMU guestfwd; the guest reaches nothing
+	// else of the host).
+	HostServices []Forward
+	Ignition     string // a per-node config passed by fw_cfg as opt/com.coreos/config
 	// LAN, when not 0, adds a second interface on a private Ethernet segment shared by every
 	// VM on this machine given the same number: QEMU socket multicast (group LANGroup, UDP
 	// port LAN) bound to 127.0.0.1, so the segment never leaves the host.
@@ -309,6 +317,9 @@ func args(c Config, accel, code, vars string, formats map[string]string, boot []
 	netdev := "user,id=net0,restrict=on"
 	for _, f := range c.Forwards {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.Host, f.Guest)
+	}
+	for _, f := range c.HostServices {
+		netdev += fmt.Sprintf(",guestfwd=tcp:%s:%d-tcp:127.0.0.1:%d", HostServiceAddr, f.Guest, f.Host)
 	}
 	serial := c.Serial
 	if serial == "" {

@@ -6,7 +6,9 @@
 //
 // Kernel command-line parameters it reads:
 //
-//	kiln.root=LABEL      root slot partition label (root-a or root-b); default root-a
+//	kiln.root=LABEL      root slot partition label (root-a or root-b); default root-a. A UKI
+//	                     booted by systemd-boot names none: its entry's file name says
+//	                     (kiln-2-root-b+3.efi: root-b; bootentry.go)
 //	kiln.roothash=HEX    the root slot's dm-verity root hash: the root is mounted through a
 //	                     verity device (verity.go) and every block read is checked
 //	kiln.init=PATH       program to start on the root; default /sbin/init
@@ -25,6 +27,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -53,6 +56,9 @@ type config struct {
 }
 
 func main() {
+	if filepath.Base(os.Args[0]) == "kiln-update" {
+		os.Exit(updateMain(os.Args[1:]))
+	}
 	start := time.Now()
 	if err := mountKernelFS(); err != nil {
 		fail(config{}, err)
@@ -78,6 +84,11 @@ func run(cfg config) error {
 	if cfg.live != "" {
 		return runLive(cfg, mods)
 	}
+	if slot, entry := bootEntrySlot(); slot != "" {
+		say("boot entry %s: root slot %s", entry, slot)
+		cfg.root = slot
+	}
+	recordSlot(cfg.root)
 	parts, err := waitForPartitions(cfg, mods)
 	if err != nil {
 		return err
