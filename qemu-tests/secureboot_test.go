@@ -19,7 +19,7 @@ import (
 
 var (
 	reEnrolling = regexp.MustCompile(`Enrolling secure boot keys from directory: \\loader\\keys\\auto`)
-	reSBStub    = regexp.MustCompile(`EFI stub: UEFI Secure Boot is enabled`)                                            // the kernel's, after the reset
+	reSBStub    = regexp.MustCompile(`EFI stub: UEFI Secure Boot is enabled`)                                              // the kernel's, after the reset
 	reRefused   = regexp.MustCompile(`Error loading \\EFI\\Linux\\kiln-1-root-a\.efi: (Access Denied|Security Violation)`) // systemd-boot's
 )
 
