@@ -22,7 +22,7 @@ DEBUG_OVERLAY := $(if $(filter 1 yes true,$(DEBUG_CONSOLE)),--overlay overlays/d
 # and stamps builds from git; kiln build reads the base's kernel with xz (xz-utils).
 PREREQ_DEPS := ca-certificates $(if $(wildcard .git),git)
 BUILD_DEPS := mmdebstrap squashfs-tools dosfstools fdisk mtools e2fsprogs uidmap xz-utils qemu-utils xorriso
-TEST_DEPS := qemu-system-x86 qemu-utils ovmf time shellcheck systemd openssh-client systemd-boot-efi binutils sbsigntool cryptsetup-bin
+TEST_DEPS := qemu-system-x86 qemu-utils ovmf time shellcheck systemd openssh-client systemd-boot-efi binutils sbsigntool cryptsetup-bin socat
 BENCH_DEPS := time bc python3 mount
 
 .PHONY: all prereqs kiln deps test-deps supply-deps base supply image worker minimal unit test test-controlplane test-cluster test-ha fuzz bench clean

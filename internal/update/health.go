@@ -46,16 +46,16 @@ func enabled(ctx context.Context, unit string) bool {
 	return exec.CommandContext(ctx, "systemctl", "-q", "is-enabled", unit).Run() == nil
 }
 
-// otherJobsDone reports whether systemd's job queue holds only targets' jobs and the
-// assessment's own.
+// otherJobsDone reports whether systemd runs no start-up job but the assessment's own: the
+// jobs still waiting then wait for it (multi-user.target, and what is ordered after it).
 func otherJobsDone(ctx context.Context) (bool, string) {
 	out, err := exec.CommandContext(ctx, "systemctl", "list-jobs", "--no-legend", "--plain").Output()
 	if err != nil {
 		return false, err.Error()
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || strings.HasSuffix(f[1], ".target") || ownUnits[f[1]] {
+		f := strings.Fields(line) // JOB UNIT TYPE STATE
+		if len(f) < 4 || f[3] != "running" || ownUnits[f[1]] {
 			continue
 		}
 		return false, "still starting: " + f[1]

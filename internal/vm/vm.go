@@ -40,8 +40,8 @@ type Config struct {
 	CPUs     int
 	Forwards []Forward
 	// HostServices let the guest reach services on the host's loopback: a connection to
-	// HostServiceAddr:Guest goes to 127.0.0.1:Host (QEMU guestfwd; the guest reaches nothing
-	// else of the host).
+	// HostServiceAddr:Guest goes to 127.0.0.1:Host (QEMU guestfwd, relayed by socat; the guest
+	// reaches nothing else of the host).
 	HostServices []Forward
 	Ignition     string // a per-node config passed by fw_cfg as opt/com.coreos/config
 	// LAN, when not 0, adds a second interface on a private Ethernet segment shared by every
@@ -281,6 +281,10 @@ func Command(ctx context.Context, c Config, stdout, stderr io.Writer) (*exec.Cmd
 			return nil, nil, err
 		}
 	}
+	if _, err := exec.LookPath("socat"); err != nil && len(c.HostServices) > 0 {
+		cleanup()
+		return nil, nil, errors.New("reaching host services from the guest needs socat: apt-get install socat")
+	}
 	accel, notice := c.accel()
 	if notice != "" && stderr != nil {
 		fmt.Fprintln(stderr, notice)
@@ -319,7 +323,8 @@ func args(c Config, accel, code, vars string, formats map[string]string, boot []
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.Host, f.Guest)
 	}
 	for _, f := range c.HostServices {
-		netdev += fmt.Sprintf(",guestfwd=tcp:%s:%d-tcp:127.0.0.1:%d", HostServiceAddr, f.Guest, f.Host)
+		// cmd: runs the relay for each connection (a tcp: chardev would carry one only)
+		netdev += fmt.Sprintf(",guestfwd=tcp:%s:%d-cmd:socat - TCP:127.0.0.1:%d", HostServiceAddr, f.Guest, f.Host)
 	}
 	serial := c.Serial
 	if serial == "" {

@@ -18,7 +18,7 @@ func TestArgs(t *testing.T) {
 		"-accel tcg,tb-size=2048", "-cpu max", "-smp 2", "-m 2048",
 		"if=pflash,format=raw,readonly=on,file=CODE", "if=pflash,format=raw,file=/vm/VARS",
 		"file=n.qcow2,format=qcow2,if=virtio,cache=unsafe,snapshot=on",
-		"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:6443-:6443,hostfwd=tcp:127.0.0.1:2222-:22,guestfwd=tcp:10.0.2.100:5000-tcp:127.0.0.1:5001",
+		"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:6443-:6443,hostfwd=tcp:127.0.0.1:2222-:22,guestfwd=tcp:10.0.2.100:5000-cmd:socat - TCP:127.0.0.1:5001",
 		"-serial stdio -monitor none", "-fw_cfg name=opt/com.coreos/config,file=n.ign",
 		"-netdev socket,id=lan,mcast=230.0.0.1:42042,localaddr=127.0.0.1 -device virtio-net-pci,netdev=lan,mac=52:54:00:00:10:11",
 		"-drive file=stick.raw,format=raw,if=virtio,readonly=on -drive file=more.qcow2,format=qcow2,if=virtio,readonly=on",
